@@ -1,0 +1,174 @@
+"""The ``feeds`` command: serve, sync, check. The only module that prints.
+
+Exit codes: 0 success, 1 the command ran and found problems (or the sync
+failed), 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from feeds import __version__, parse, scan
+from feeds.app import configure_logging
+from feeds.config import SETTINGS, Config, load
+from feeds.errors import FeedsError
+from feeds.model import Problem
+from feeds.store import Store
+from feeds.sync import locked_sync, utcnow
+
+
+def _settings_epilog() -> str:
+    lines = ["settings (environment variables):"]
+    for setting in SETTINGS:
+        default = setting.default or "(derived)"
+        lines.append(f"  {setting.variable:<22} default {default}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="feeds",
+        description="Republish agency press releases from a seed directory as Atom feeds.",
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"feeds {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="sync, then serve the feeds with gunicorn (syncing every FEEDS_SYNC_INTERVAL)",
+        description="Run the web service under gunicorn on FEEDS_HOST:FEEDS_PORT.",
+    )
+    serve.add_argument("--host", help="listen address (FEEDS_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (FEEDS_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (FEEDS_WORKERS)")
+
+    commands.add_parser(
+        "sync",
+        help="sync the seed directory into the store once and print what changed",
+        description="Run one sync now (waits if another process is syncing).",
+    )
+
+    check = commands.add_parser(
+        "check",
+        help="parse seed files without storing anything; list problems",
+        description="Parse every seed file and print problems as path:line: message. "
+        "Exit status 1 if there are any.",
+    )
+    check.add_argument("dir", nargs="?", type=Path, help="seed directory (FEEDS_SEED_DIR)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.command == "serve":
+        for name in ("host", "port", "workers"):
+            value = getattr(args, name)
+            if value is not None:
+                # Through the environment, so gunicorn's workers see it too.
+                os.environ[f"FEEDS_{name.upper()}"] = str(value)
+    try:
+        config = load(overrides=overrides)
+    except FeedsError as exc:
+        print(f"feeds: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config)
+    if args.command == "serve":
+        return _serve(config)
+    if args.command == "sync":
+        return _sync(config)
+    return _check(args.dir or config.seed_dir, config)
+
+
+def _sync(config: Config) -> int:
+    logging.getLogger("feeds.sync").setLevel(logging.WARNING)  # the table says it all
+    try:
+        store = Store(config.database)
+        store.initialize(utcnow())
+    except FeedsError as exc:
+        print(f"feeds: {exc}", file=sys.stderr)
+        return 2
+    report = locked_sync(
+        store, config.seed_dir, config.lock_path, max_file_bytes=config.max_file_bytes
+    )
+    if not report.ok:
+        print(f"feeds: sync failed: {report.error}", file=sys.stderr)
+        return 1
+    rows = [
+        ("files seen", report.files_seen),
+        ("files read", report.files_read),
+        ("files unchanged", report.files_skipped),
+        ("releases new", len(report.new)),
+        ("releases changed", len(report.changed)),
+        ("releases gone", len(report.gone)),
+        ("releases back", len(report.returned)),
+        ("problems", len(report.problems)),
+    ]
+    for label, value in rows:
+        print(f"{label:<18}{value:>8}")
+    print(f"{'seconds':<18}{report.seconds:>8.3f}")
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    return 0
+
+
+def _check(seed_dir: Path, config: Config) -> int:
+    seeds, problems = scan.list_seeds(seed_dir)
+    releases = 0
+    for seed in seeds:
+        content, read_problems = scan.read_seed(seed, config.max_file_bytes)
+        problems += read_problems
+        if content is None:
+            continue
+        text, decode_problems = scan.decode(content.data, seed.name)
+        drafts, parse_problems = parse.parse(text, seed.name)
+        problems += decode_problems + parse_problems
+        releases += len(drafts)
+    for problem in problems:
+        shown = problem.path if problem.path == str(seed_dir) else str(seed_dir / problem.path)
+        print(Problem(shown, problem.line, problem.message))
+    print(
+        f"{len(seeds)} files, {releases} releases, {len(problems)} problems",
+        file=sys.stderr,
+    )
+    return 1 if problems else 0
+
+
+def _serve(config: Config) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{config.host}:{config.port}")
+            self.cfg.set("workers", config.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 4)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set(
+                "access_log_format",
+                'remote=%(h)s method=%(m)s path="%(U)s" query="%(q)s" status=%(s)s '
+                "bytes=%(B)s ms=%(M)s",
+            )
+
+        def load(self) -> Any:
+            from feeds.app import create_app
+
+            return create_app()
+
+    print(f"feeds: serving {config.seed_dir} on {config.base_url}/", file=sys.stderr)
+    Server().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Settings: one table of ``FEEDS_*`` environment variables, validated at start.
+
+Each setting has a name, a default that works from a fresh clone, a parser
+and a help text; the README documents every one (a test checks). An invalid
+value fails at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from feeds.errors import ConfigError
+
+PREFIX = "FEEDS_"
+MAX_PAGE_SIZE = 1000
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("must be a positive number of seconds") from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return number
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            raise ValueError(f"must be an integer from {low} to {high}")
+        return number
+
+    return parse
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an absolute http(s) URL such as https://feeds.example.org")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value.rstrip("/")
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _path(value: str) -> Path:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return Path(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One configurable value: ``FEEDS_<NAME>``."""
+
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def variable(self) -> str:
+        return PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("seed_dir", "seeds", _path, "Directory of seed `*.txt` files to republish."),
+    Setting(
+        "database",
+        "instance/feeds.sqlite3",
+        _path,
+        "SQLite file of the store; created with its directory if missing.",
+    ),
+    Setting("host", "127.0.0.1", str, "Address `feeds serve` listens on."),
+    Setting("port", "8000", _int_range(1, 65535), "Port `feeds serve` listens on."),
+    Setting(
+        "base_url",
+        "",
+        lambda v: _base_url(v) if v else "",
+        "Public base URL for every link in feeds and pages; never taken from the "
+        "request. Default `http://127.0.0.1:<FEEDS_PORT>`.",
+    ),
+    Setting(
+        "sync_interval",
+        "60",
+        _positive_float,
+        "Seconds between syncs of the seed directory (any positive number).",
+    ),
+    Setting(
+        "page_size",
+        "50",
+        _int_range(1, MAX_PAGE_SIZE),
+        f"Releases per archive page; the subscription feed holds at least this many "
+        f"(1 to {MAX_PAGE_SIZE}).",
+    ),
+    Setting(
+        "scheduler",
+        "on",
+        _bool,
+        "Run the background sync scheduler inside the web app (`off` to sync only via CLI).",
+    ),
+    Setting(
+        "max_file_bytes",
+        str(100 * 1024 * 1024),
+        _int_range(1, 2**40),
+        "Seed files larger than this many bytes are skipped with a problem.",
+    ),
+    Setting("workers", "2", _int_range(1, 64), "gunicorn worker processes for `feeds serve`."),
+    Setting("log_level", "INFO", _log_level, "Logging level."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Validated settings; build with :func:`load`."""
+
+    seed_dir: Path
+    database: Path
+    host: str
+    port: int
+    base_url: str
+    sync_interval: float
+    page_size: int
+    scheduler: bool
+    max_file_bytes: int
+    workers: int
+    log_level: str
+
+    @property
+    def lock_path(self) -> Path:
+        """The sync lock file, beside the database."""
+        return self.database.with_name(self.database.name + ".lock")
+
+    @property
+    def log_level_number(self) -> int:
+        return int(getattr(logging, self.log_level))
+
+
+def load(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """Settings from ``environ`` (default ``os.environ``), then ``overrides`` by name.
+
+    Overrides are given as strings (parsed like the environment) or as ready values.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    values: dict[str, Any] = {}
+    known = {s.name for s in SETTINGS}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    for setting in SETTINGS:
+        raw = overrides.get(setting.name, environ.get(setting.variable, setting.default))
+        if not isinstance(raw, str):
+            values[setting.name] = raw
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.variable}={raw!r} is invalid: {exc}") from None
+    if not values["base_url"]:
+        values["base_url"] = f"http://127.0.0.1:{values['port']}"
+    config = Config(**values)
+    assert {f.name for f in fields(Config)} == known
+    return config

@@ -1,0 +1,142 @@
+"""Frozen records that flow between the steps: what the seeds say, and what the service owns.
+
+A :class:`Draft` is data that comes from the seed files and nothing else; a
+:class:`Release` is a draft plus what the service keeps about it (its ID, number,
+first-seen and updated times, content hash, presence). Contains no logic beyond
+small derived properties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What ``stat`` says about a file: if all three match, the file is not reopened."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with the input, located by file and 1-based line (0: whole file)."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One press release as parsed from a seed file, before the service knows it."""
+
+    agency: str
+    """Agency name as written after ``Source: ``, without the parenthesised channel."""
+    agency_slug: str
+    channel: str | None
+    title: str
+    date_line: date | None
+    """The date from a paragraph that is only a date; part of the identity key."""
+    published: date | None
+    """The release's own date: the date line, else the first full date in the first paragraph."""
+    paragraphs: tuple[str, ...]
+    """Body paragraphs; lines within a paragraph are joined with ``\\n``."""
+    line: int
+    """Line of the title in its file (for problems and diagnostics only)."""
+
+    @property
+    def summary(self) -> str:
+        """The first paragraph, or the empty string for a release with no body."""
+        return self.paragraphs[0] if self.paragraphs else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A release as the service keeps it: the latest winning draft plus service-owned data."""
+
+    id: str
+    """``urn:uuid:...``; see :mod:`feeds.ids`."""
+    seq: int
+    """Number in first-seen order, 1-based, never reused."""
+    draft: Draft
+    content_hash: str
+    first_seen: datetime
+    updated: datetime
+    present: bool
+
+    @property
+    def uuid(self) -> str:
+        """The UUID part of the ID, as used in ``/releases/<uuid>`` URLs."""
+        return self.id.removeprefix("urn:uuid:")
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    """An agency once seen in the seeds; it keeps its feed URL forever."""
+
+    slug: str
+    name: str
+    first_seen: datetime
+    left_at: datetime | None
+    """Last time a release of this agency left the seeds (feeds' ``updated`` uses it)."""
+    present_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one sync did, for logs, the CLI and ``/healthz``."""
+
+    started: datetime
+    finished: datetime
+    ok: bool
+    files_seen: int = 0
+    files_read: int = 0
+    files_skipped: int = 0
+    new: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+    returned: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    error: str | None = None
+    generation: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+    def summary(self) -> str:
+        """One key=value line, for logs."""
+        if not self.ok:
+            return f"sync failed error={self.error!r} seconds={self.seconds:.3f}"
+        return (
+            f"sync ok files={self.files_seen} read={self.files_read} "
+            f"skipped={self.files_skipped} new={len(self.new)} changed={len(self.changed)} "
+            f"gone={len(self.gone)} returned={len(self.returned)} "
+            f"problems={len(self.problems)} seconds={self.seconds:.3f}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the renderers need, read in one transaction: one sync state, never a mix."""
+
+    generation: int
+    """Bumped by every sync that changed what readers see; caches key on it."""
+    created: datetime
+    agencies: tuple[Agency, ...]
+    releases: tuple[Release, ...]
+    """Every release ever seen, present or not, in ``seq`` order."""
+
+    def agency(self, slug: str) -> Agency | None:
+        for agency in self.agencies:
+            if agency.slug == slug:
+                return agency
+        return None

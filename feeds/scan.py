@@ -1,0 +1,141 @@
+"""Find the seed files in the seed directory and read each one into text.
+
+Owns everything about files: which names count, symlink rules, fingerprints
+for incremental syncs, the size cap, and decoding bytes (BOM, UTF-16, invalid
+UTF-8) into text. Every problem names the file; nothing here raises for bad
+input.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from feeds.model import Fingerprint, Problem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFile:
+    """A seed file found by :func:`list_seeds`; ``name`` is relative to the seed directory."""
+
+    name: str
+    path: Path
+    fingerprint: Fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """The bytes of one seed file as read, with their hash and the fingerprint seen."""
+
+    data: bytes
+    sha256: str
+    fingerprint: Fingerprint
+
+
+def _fingerprint(st: os.stat_result) -> Fingerprint:
+    return Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def is_seed_name(name: str) -> bool:
+    """Names that count: ``*.txt``, not hidden."""
+    return name.endswith(".txt") and not name.startswith(".")
+
+
+def list_seeds(seed_dir: Path) -> tuple[list[SeedFile], list[Problem]]:
+    """The seed files directly inside ``seed_dir``, sorted by name, and listing problems.
+
+    A symlink counts only when it leads to a regular file inside the directory.
+    """
+    problems: list[Problem] = []
+    try:
+        root = seed_dir.resolve(strict=True)
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        return [], [Problem(str(seed_dir), 0, f"cannot list seed directory: {exc.strerror}")]
+    found: list[SeedFile] = []
+    for entry in entries:
+        if not is_seed_name(entry.name):
+            continue
+        try:
+            if entry.is_symlink():
+                target = Path(os.path.realpath(entry.path))
+                if not target.is_relative_to(root):
+                    problems.append(
+                        Problem(entry.name, 0, "symlink leads outside the seed directory; refused")
+                    )
+                    continue
+            st = os.stat(entry.path)  # follows a symlink inside the directory
+        except FileNotFoundError:
+            problems.append(Problem(entry.name, 0, "dangling symlink or file vanished; skipped"))
+            continue
+        except OSError as exc:
+            problems.append(Problem(entry.name, 0, f"cannot stat: {exc.strerror}"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(Problem(entry.name, 0, "not a regular file; ignored"))
+            continue
+        found.append(SeedFile(entry.name, Path(entry.path), _fingerprint(st)))
+    return found, problems
+
+
+def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Content | None, list[Problem]]:
+    """Read one seed file whole; ``None`` with a problem if it cannot be read consistently.
+
+    A file that changes while being read (its fingerprint differs before and after)
+    is not used: the next sync reads it again once the writer is done.
+    """
+    try:
+        with open(seed.path, "rb") as handle:
+            before = _fingerprint(os.fstat(handle.fileno()))
+            if before.size > max_bytes:
+                return None, [
+                    Problem(
+                        seed.name,
+                        0,
+                        f"file is {before.size} bytes, over the limit of {max_bytes} "
+                        "(FEEDS_MAX_FILE_BYTES); skipped",
+                    )
+                ]
+            data = handle.read(max_bytes + 1)
+            after = _fingerprint(os.fstat(handle.fileno()))
+    except FileNotFoundError:
+        return None, [Problem(seed.name, 0, "file vanished before it could be read")]
+    except OSError as exc:
+        return None, [Problem(seed.name, 0, f"cannot read: {exc.strerror}")]
+    if before != after or len(data) != after.size:
+        return None, [Problem(seed.name, 0, "file changed while being read; will retry")]
+    return Content(data, hashlib.sha256(data).hexdigest(), after), []
+
+
+def decode(data: bytes, name: str) -> tuple[str, list[Problem]]:
+    """Bytes to text: UTF-8 (BOM removed), UTF-16 with a BOM; invalid bytes replaced.
+
+    Each line holding undecodable bytes is reported once; the rest of the text is kept.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16", errors="replace")
+        if "\ufffd" in text:
+            return text, [Problem(name, 0, "invalid UTF-16 replaced with U+FFFD")]
+        return text, []
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError:
+        pass
+    problems: list[Problem] = []
+    lines: list[str] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(raw.decode("utf-8", errors="replace"))
+            problems.append(Problem(name, number, "invalid UTF-8 replaced with U+FFFD"))
+    return "\n".join(lines), problems
