@@ -5,6 +5,7 @@ The scheduler is off unless a test turns it on; tests call sync directly.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from feeds.app import create_app
 from feeds.store import Store
@@ -24,6 +27,13 @@ REAL_SEED = ROOT / "seeds" / "000_cd6cbdc3db3c9078.txt"
 SHARED = ROOT.parent / "shared"
 ATOM_RNG = SHARED / "schema" / "atom.rng"
 BASE_URL = "http://feeds.test"
+
+# Property tests run longer in CI (.ci/run sets HYPOTHESIS_PROFILE=ci) than locally.
+hypothesis_settings.register_profile("dev", max_examples=100, deadline=None)
+hypothesis_settings.register_profile(
+    "ci", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture
