@@ -219,6 +219,8 @@ def _draft(title: _Paragraph, source: _Source, body: list[_Paragraph]) -> Draft:
 
 
 def _capped(problems: list[Problem], path: str) -> list[Problem]:
+    """Problems in line order, like a compiler's, at most :data:`MAX_PROBLEMS_PER_FILE`."""
+    problems = sorted(problems, key=lambda p: p.line)
     if len(problems) <= MAX_PROBLEMS_PER_FILE:
         return problems
     kept = problems[: MAX_PROBLEMS_PER_FILE - 1]

@@ -1,0 +1,76 @@
+"""The ``feeds`` command: sync prints what it did, check prints problems like a compiler."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from feeds.cli import main
+
+FEEDS = Path(sys.executable).parent / "feeds"
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ["SEED_DIR", "DATABASE", "BASE_URL", "PORT", "SCHEDULER"]:
+        monkeypatch.delenv(f"FEEDS_{name}", raising=False)
+    monkeypatch.setenv("FEEDS_DATABASE", str(tmp_path / "db" / "feeds.sqlite3"))
+
+
+def test_sync_prints_a_report_then_nothing_new(
+    real_seed_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEEDS_SEED_DIR", str(real_seed_dir))
+    assert main(["sync"]) == 0
+    first = capsys.readouterr().out
+    assert "releases new            10" in first
+    assert main(["sync"]) == 0
+    second = capsys.readouterr().out
+    assert "releases new             0" in second
+    assert "files unchanged          1" in second
+
+
+def test_check_clean_directory(real_seed_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(real_seed_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "1 files, 10 releases, 0 problems" in captured.err
+
+
+def test_check_prints_path_line_message(
+    seed_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (seed_dir / "a.txt").write_text(
+        "Preamble\n\nTitle\n\nSource: NATO\n\nBody\n\nx\x01y\n", encoding="utf-8"
+    )
+    assert main(["check", str(seed_dir)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"{seed_dir / 'a.txt'}:1: text before the first release is not published",
+        f"{seed_dir / 'a.txt'}:9: removed control or non-character code points",
+    ]
+
+
+def test_check_stores_nothing(seed_dir: Path, tmp_path: Path) -> None:
+    (seed_dir / "a.txt").write_text("T\n\nSource: NATO\n\nB\n", encoding="utf-8")
+    main(["check", str(seed_dir)])
+    assert not (tmp_path / "db").exists()
+
+
+def test_invalid_configuration_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEEDS_SYNC_INTERVAL", "-1")
+    assert main(["sync"]) == 2
+    assert "FEEDS_SYNC_INTERVAL" in capsys.readouterr().err
+
+
+def test_help_lists_commands_and_settings() -> None:
+    result = subprocess.run(
+        [str(FEEDS), "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    for word in ["serve", "sync", "check", "FEEDS_SEED_DIR", "FEEDS_SYNC_INTERVAL"]:
+        assert word in result.stdout

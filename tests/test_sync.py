@@ -1,0 +1,299 @@
+"""Sync: seed directory → store. Incremental reads, what it reports, and bad files costing only themselves."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feeds import parse, scan
+from feeds.store import Store
+from feeds.sync import sync
+
+from .conftest import REAL_SEED
+
+
+def release_text(title: str, agency: str = "Europol", body: str = "Body text.") -> str:
+    return f"{title}\n\nSource: {agency}\n\n{body}\n\n"
+
+
+class Clock:
+    """A controllable clock: each call returns the current time; ``advance`` moves it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float = 60) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def present_titles(store: Store) -> set[str]:
+    return {r.draft.title for r in store.snapshot().releases if r.present}
+
+
+def test_first_sync_of_the_real_document(store: Store, real_seed_dir: Path) -> None:
+    report = sync(store, real_seed_dir)
+    assert report.ok
+    assert (report.files_seen, report.files_read, len(report.new)) == (1, 1, 10)
+    counts: dict[str, int] = {}
+    for release in store.snapshot().releases:
+        counts[release.draft.agency_slug] = counts.get(release.draft.agency_slug, 0) + 1
+    assert counts == {"europol": 2, "interpol": 5, "nato": 2, "eurojust": 1}
+
+
+def test_unchanged_directory_opens_no_file(
+    store: Store, real_seed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(store, real_seed_dir)
+    opened: list[str] = []
+    real_read = scan.read_seed
+    monkeypatch.setattr(scan, "read_seed", lambda s, m: opened.append(s.name) or real_read(s, m))
+    report = sync(store, real_seed_dir)
+    assert opened == []
+    assert (report.files_read, report.files_skipped, report.new, report.changed) == (0, 1, (), ())
+    assert store.snapshot().generation == 1  # nothing visible changed
+
+
+def test_touched_but_identical_file_is_read_not_parsed(
+    store: Store, real_seed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(store, real_seed_dir)
+    os.utime(real_seed_dir / REAL_SEED.name, ns=(1, 1))
+    calls: list[str] = []
+    real_parse = parse.parse
+    monkeypatch.setattr(parse, "parse", lambda t, p: calls.append(p) or real_parse(t, p))
+    report = sync(store, real_seed_dir)
+    assert report.files_read == 1
+    assert calls == []  # same content hash: the parsed result is reused
+    assert report.new == report.changed == ()
+
+
+def test_renamed_file_is_not_parsed_again_and_changes_nothing(
+    store: Store, real_seed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(store, real_seed_dir)
+    before = store.snapshot()
+    (real_seed_dir / REAL_SEED.name).rename(real_seed_dir / "renamed.txt")
+    calls: list[str] = []
+    real_parse = parse.parse
+    monkeypatch.setattr(parse, "parse", lambda t, p: calls.append(p) or real_parse(t, p))
+    report = sync(store, real_seed_dir)
+    assert calls == []
+    assert report.new == report.changed == report.gone == ()
+    assert store.snapshot().releases == before.releases
+
+
+def test_new_changed_gone_and_returned(store: Store, seed_dir: Path, clock: Clock) -> None:
+    (seed_dir / "a.txt").write_text(release_text("One") + release_text("Two"), encoding="utf-8")
+    first = sync(store, seed_dir, clock=clock)
+    assert len(first.new) == 2
+
+    clock.advance()
+    (seed_dir / "a.txt").write_text(
+        release_text("One", body="Corrected body.") + release_text("Three"), encoding="utf-8"
+    )
+    second = sync(store, seed_dir, clock=clock)
+    assert (len(second.new), len(second.changed), len(second.gone)) == (1, 1, 1)
+    assert present_titles(store) == {"One", "Three"}
+
+    clock.advance()
+    (seed_dir / "b.txt").write_text(release_text("Two"), encoding="utf-8")
+    third = sync(store, seed_dir, clock=clock)
+    assert third.returned == first.new[1:]
+    assert third.new == () and third.changed == ()
+    two = next(r for r in store.snapshot().releases if r.draft.title == "Two")
+    assert two.present and two.first_seen == clock.now - timedelta(seconds=120)
+    assert two.updated == two.first_seen  # unchanged content keeps its updated time
+
+
+def test_whitespace_only_edit_is_not_a_change(store: Store, seed_dir: Path, clock: Clock) -> None:
+    (seed_dir / "a.txt").write_text(release_text("One", body="A  b\nc."), encoding="utf-8")
+    sync(store, seed_dir, clock=clock)
+    clock.advance()
+    (seed_dir / "a.txt").write_text(
+        "\r\n" + release_text("One", body="A b\n\n\n c. ").replace("\n", "\r\n"), encoding="utf-8"
+    )
+    report = sync(store, seed_dir, clock=clock)
+    assert report.files_read == 1 and report.changed == ()
+
+
+def test_updated_strictly_increases_within_one_second(store: Store, seed_dir: Path) -> None:
+    fixed = datetime(2026, 1, 1, 12, 0, 0, 100, tzinfo=UTC)
+    (seed_dir / "a.txt").write_text(release_text("One", body="v1"), encoding="utf-8")
+    sync(store, seed_dir, clock=lambda: fixed)
+    first = store.snapshot().releases[0].updated
+    (seed_dir / "a.txt").write_text(release_text("One", body="v2 longer"), encoding="utf-8")
+    sync(store, seed_dir, clock=lambda: fixed)
+    assert store.snapshot().releases[0].updated > first
+
+
+def test_copy_with_more_text_wins_whatever_the_file_names(store: Store, tmp_path: Path) -> None:
+    full = release_text("Same", body="The whole story, with its ending.")
+    cut = release_text("Same", body="The whole story, with")
+    results = []
+    for names in (("a.txt", "b.txt"), ("b.txt", "a.txt")):
+        seeds = tmp_path / "-".join(names)
+        seeds.mkdir()
+        (seeds / names[0]).write_text(full, encoding="utf-8")
+        (seeds / names[1]).write_text(cut, encoding="utf-8")
+        one = Store(seeds / "db.sqlite3")
+        one.initialize(datetime(2026, 1, 1, tzinfo=UTC))
+        sync(one, seeds)
+        (release,) = one.snapshot().releases
+        results.append(release)
+    assert results[0].id == results[1].id
+    assert results[0].draft.paragraphs == results[1].draft.paragraphs
+    assert results[0].draft.paragraphs == ("The whole story, with its ending.",)
+
+
+def test_bad_file_costs_only_itself(store: Store, real_seed_dir: Path) -> None:
+    (real_seed_dir / "broken.txt").write_bytes(b"\xff\xfe\x00garbage\x00" * 3 + b"\n\xc3(")
+    (real_seed_dir / "notes.txt").write_text("Just some notes, no releases.\n", encoding="utf-8")
+    report = sync(store, real_seed_dir)
+    assert report.ok
+    assert len(present_titles(store)) == 10
+    paths = {p.path for p in report.problems}
+    assert paths == {"broken.txt", "notes.txt"}
+    assert {(p.path, p.line) for p in store.problems()} >= {("notes.txt", 1)}
+
+
+def test_ignored_names(store: Store, seed_dir: Path) -> None:
+    (seed_dir / ".hidden.txt").write_text(release_text("Hidden"), encoding="utf-8")
+    (seed_dir / "other.md").write_text(release_text("Markdown"), encoding="utf-8")
+    (seed_dir / "sub.txt").mkdir()
+    (seed_dir / "sub.txt" / "x.txt").write_text(release_text("Nested"), encoding="utf-8")
+    (seed_dir / "ok.txt").write_text(release_text("Visible"), encoding="utf-8")
+    sync(store, seed_dir)
+    assert present_titles(store) == {"Visible"}
+
+
+def test_symlink_outside_is_refused_inside_is_followed(
+    store: Store, seed_dir: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text(release_text("Secret"), encoding="utf-8")
+    (seed_dir / "escape.txt").symlink_to(outside)
+    (seed_dir / "real.txt").write_text(release_text("Inside"), encoding="utf-8")
+    (seed_dir / "alias.txt").symlink_to(seed_dir / "real.txt")
+    (seed_dir / "dangling.txt").symlink_to(seed_dir / "missing")
+    report = sync(store, seed_dir)
+    assert present_titles(store) == {"Inside"}
+    messages = {p.path: p.message for p in report.problems}
+    assert "outside the seed directory" in messages["escape.txt"]
+    assert "dangling" in messages["dangling.txt"]
+
+
+def test_file_changing_while_read_keeps_its_last_good_content(
+    store: Store, seed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = seed_dir / "a.txt"
+    target.write_text(release_text("One") + release_text("Two"), encoding="utf-8")
+    sync(store, seed_dir)
+    target.write_text(release_text("One"), encoding="utf-8")  # a writer is half-way
+    real_fstat = os.fstat
+    calls = {"n": 0}
+
+    def moving_fstat(fd: int) -> os.stat_result:
+        # The second fstat (after reading) sees the file grown: the writer went on.
+        calls["n"] += 1
+        result = real_fstat(fd)
+        if calls["n"] == 2:
+            values = list(result)
+            values[6] += 10  # st_size
+            return os.stat_result(values)
+        return result
+
+    monkeypatch.setattr(scan.os, "fstat", moving_fstat)
+    report = sync(store, seed_dir)
+    monkeypatch.undo()
+    assert any("changed while being read" in p.message for p in report.problems)
+    assert present_titles(store) == {"One", "Two"}  # nothing published is lost
+    assert report.gone == ()
+    # The next sync reads the file again and sees the half-written state for what it is.
+    again = sync(store, seed_dir)
+    assert again.files_read == 1 and len(again.gone) == 1
+
+
+def test_vanished_file_between_listing_and_reading(
+    store: Store, seed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (seed_dir / "a.txt").write_text(release_text("Stays"), encoding="utf-8")
+    (seed_dir / "b.txt").write_text(release_text("Vanishes"), encoding="utf-8")
+    real_list = scan.list_seeds
+
+    def list_then_delete(seed_dir: Path) -> object:
+        result = real_list(seed_dir)
+        (seed_dir / "b.txt").unlink()
+        return result
+
+    monkeypatch.setattr(scan, "list_seeds", list_then_delete)
+    report = sync(store, seed_dir)
+    assert present_titles(store) == {"Stays"}
+    assert any(p.path == "b.txt" and "vanished" in p.message for p in report.problems)
+
+
+def test_oversized_file_is_skipped_with_a_problem(store: Store, seed_dir: Path) -> None:
+    (seed_dir / "big.txt").write_text(release_text("Big", body="x" * 5000), encoding="utf-8")
+    (seed_dir / "small.txt").write_text(release_text("Small"), encoding="utf-8")
+    report = sync(store, seed_dir, max_file_bytes=1000)
+    assert present_titles(store) == {"Small"}
+    (problem,) = report.problems
+    assert problem.path == "big.txt" and "FEEDS_MAX_FILE_BYTES" in problem.message
+
+
+def test_missing_seed_directory_is_a_problem_not_a_crash(store: Store, tmp_path: Path) -> None:
+    report = sync(store, tmp_path / "nope")
+    assert report.ok
+    assert "cannot list" in report.problems[0].message
+
+
+def test_failed_sync_keeps_the_last_good_state(
+    store: Store, real_seed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(store, real_seed_dir)
+    before = store.snapshot()
+    (real_seed_dir / "new.txt").write_text(release_text("New"), encoding="utf-8")
+
+    def explode(*args: object) -> object:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "apply", explode)
+    report = sync(store, real_seed_dir)
+    assert not report.ok and "disk on fire" in (report.error or "")
+    assert store.snapshot() == before
+    assert store.last_syncs(1)[0]["ok"] is False
+
+
+def test_store_rejects_a_newer_schema(tmp_path: Path) -> None:
+    from feeds.store import StoreError
+
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer"):
+        Store(path).initialize(datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_store_is_wal_and_versioned(store: Store, real_seed_dir: Path) -> None:
+    sync(store, real_seed_dir)
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_real_seed_is_the_default_data() -> None:
+    assert REAL_SEED.exists()
+    shared = REAL_SEED.parent.parent.parent / "shared" / "seeds" / REAL_SEED.name
+    if shared.exists():
+        assert shared.read_bytes() == REAL_SEED.read_bytes()

@@ -1,0 +1,145 @@
+"""HTTP behaviour of the Flask app through its test client: URLs, status codes, links."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import feedparser
+from flask import Flask
+from flask.testing import FlaskClient
+
+from .conftest import BASE_URL
+
+AGENCIES = ["eurojust", "europol", "interpol", "nato"]
+
+
+def test_combined_feed(client: FlaskClient) -> None:
+    response = client.get("/feeds/all.atom")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    parsed = feedparser.parse(response.data)
+    assert parsed.bozo == 0
+    assert len(parsed.entries) == 10
+
+
+def test_agency_feeds(client: FlaskClient) -> None:
+    sizes = {}
+    for slug in AGENCIES:
+        response = client.get(f"/feeds/{slug}.atom")
+        assert response.status_code == 200
+        sizes[slug] = len(feedparser.parse(response.data).entries)
+    assert sizes == {"eurojust": 1, "europol": 2, "interpol": 5, "nato": 2}
+
+
+def test_unknown_agency_is_404_with_one_line(client: FlaskClient) -> None:
+    for path in ["/feeds/fbi.atom", "/feeds/..%2Fetc.atom", "/feeds/ALL.atom", "/feeds/.atom"]:
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.data.count(b"\n") == 1
+        assert b"Traceback" not in response.data
+
+
+def test_agency_whose_releases_left_keeps_answering(
+    make_app: Callable[..., Flask], seed_dir: Path
+) -> None:
+    target = seed_dir / "a.txt"
+    target.write_text("Gone soon\n\nSource: Frontex\n\nBody.\n", encoding="utf-8")
+    app = make_app(seed_dir)
+    target.write_text("Stays\n\nSource: Europol\n\nBody.\n", encoding="utf-8")
+    site = app.extensions["feeds.site"]
+    from feeds.sync import sync
+
+    sync(site.store, seed_dir)
+    client = app.test_client()
+    response = client.get("/feeds/frontex.atom")
+    assert response.status_code == 200
+    assert feedparser.parse(response.data).entries == []
+    assert client.get("/agencies/frontex").status_code == 200
+
+
+def test_links_come_from_the_base_url_never_the_host_header(client: FlaskClient) -> None:
+    response = client.get("/feeds/all.atom", headers={"Host": "evil.example"})
+    assert b"evil.example" not in response.data
+    parsed = feedparser.parse(response.data)
+    hrefs = [link.href for link in parsed.feed.links] + [e.link for e in parsed.entries]
+    assert hrefs and all(href.startswith(BASE_URL + "/") for href in hrefs)
+    page = client.get("/", headers={"Host": "evil.example"})
+    assert b"evil.example" not in page.data
+
+
+def test_index_lists_every_feed_with_autodiscovery(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    html = response.data.decode()
+    discovered = re.findall(
+        r'<link rel="alternate" type="application/atom\+xml" title="[^"]*" href="([^"]+)"', html
+    )
+    assert discovered == [f"{BASE_URL}/feeds/{name}.atom" for name in ["all", *AGENCIES]]
+    for slug in AGENCIES:
+        assert f'href="{BASE_URL}/feeds/{slug}.atom"' in html
+
+
+def test_every_entry_links_to_its_release_page(client: FlaskClient) -> None:
+    parsed = feedparser.parse(client.get("/feeds/all.atom").data)
+    for entry in parsed.entries:
+        path = entry.link.removeprefix(BASE_URL)
+        assert path == "/releases/" + entry.id.removeprefix("urn:uuid:")
+        page = client.get(path)
+        assert page.status_code == 200
+        # The title, HTML-escaped as the page shows it.
+        assert entry.title.replace("&", "&amp;").encode() in page.data
+
+
+def test_release_page_keeps_structure(client: FlaskClient) -> None:
+    parsed = feedparser.parse(client.get("/feeds/interpol.atom").data)
+    entry = next(e for e in parsed.entries if e.title.startswith("INTERPOL and UNICEF"))
+    page = client.get(entry.link.removeprefix(BASE_URL)).data.decode()
+    assert page.count("<li>") == 3
+    assert "13 April 2023" in page
+    colombia = next(e for e in parsed.entries if e.title.startswith("Colombia"))
+    assert "date not stated" in client.get(colombia.link.removeprefix(BASE_URL)).data.decode()
+
+
+def test_unknown_release_and_agency_pages_are_404(client: FlaskClient) -> None:
+    assert client.get("/releases/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert client.get("/releases/not-a-uuid").status_code == 404
+    assert client.get("/agencies/fbi").status_code == 404
+    assert client.get("/agencies/nato").status_code == 200
+
+
+def test_only_get_and_head(client: FlaskClient) -> None:
+    response = client.post("/feeds/all.atom")
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+    assert b"Traceback" not in response.data
+    head = client.head("/feeds/all.atom")
+    assert head.status_code == 200 and head.data == b""
+
+
+def test_healthz_reports_sync_counts_and_problems(
+    make_app: Callable[..., Flask], real_seed_dir: Path
+) -> None:
+    (real_seed_dir / "bad.txt").write_text("no source here\n", encoding="utf-8")
+    client = make_app(real_seed_dir).test_client()
+    data: dict[str, Any] = client.get("/healthz").get_json()
+    assert data["status"] == "ok"
+    assert data["last_sync"]["ok"] is True and data["last_sync"]["finished"]
+    assert data["counts"]["releases"] == 10 and data["counts"]["agencies"] == 4
+    assert data["problems"] == {
+        "bad.txt": [{"line": 1, "message": "no 'Source: ' line; nothing published"}]
+    }
+
+
+def test_errors_never_show_a_traceback(app: Flask) -> None:
+    def boom() -> str:
+        raise RuntimeError("secret internals")
+
+    app.add_url_rule("/boom", "boom", boom)
+    app.testing = False
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert b"secret" not in response.data and b"Traceback" not in response.data
