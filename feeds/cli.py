@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from feeds import __version__, parse, scan
+from feeds import __version__, parse, scan, websub
 from feeds.app import configure_logging
 from feeds.config import SETTINGS, Config, load
 from feeds.errors import FeedsError
@@ -102,6 +102,7 @@ def _sync(config: Config) -> int:
     if not report.ok:
         print(f"feeds: sync failed: {report.error}", file=sys.stderr)
         return 1
+    websub.after_sync(report, config.websub_hub, config.base_url)
     rows = [
         ("files seen", report.files_seen),
         ("files read", report.files_read),

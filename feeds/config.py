@@ -131,6 +131,13 @@ SETTINGS: tuple[Setting, ...] = (
         _int_range(1, 2**40),
         "Seed files larger than this many bytes are skipped with a problem.",
     ),
+    Setting(
+        "websub_hub",
+        "",
+        lambda v: _base_url(v) if v else "",
+        "WebSub hub URL; when set, feeds name it (`rel=hub`) and each sync that changes a "
+        "feed pings it. Empty: off.",
+    ),
     Setting("workers", "2", _int_range(1, 64), "gunicorn worker processes for `feeds serve`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
 )
@@ -149,6 +156,7 @@ class Config:
     page_size: int
     scheduler: bool
     max_file_bytes: int
+    websub_hub: str
     workers: int
     log_level: str
 
@@ -156,6 +164,14 @@ class Config:
     def lock_path(self) -> Path:
         """The sync lock file, beside the database."""
         return self.database.with_name(self.database.name + ".lock")
+
+    @property
+    def max_age(self) -> int:
+        """``Cache-Control`` max-age of current documents: one sync interval, 1 s to 1 h.
+
+        Capped far below the 5 hours some readers clamp to, so polls stay useful.
+        """
+        return max(1, min(int(self.sync_interval), 3600))
 
     @property
     def log_level_number(self) -> int:

@@ -19,3 +19,11 @@ class NotFoundError(FeedsError):
 
 class SyncBusyError(FeedsError):
     """Another process holds the sync lock; this sync did not run."""
+
+
+class BadRequestError(FeedsError):
+    """A request parameter is malformed or out of range; the message names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"invalid {parameter}: {message}")
+        self.parameter = parameter

@@ -70,6 +70,8 @@ class Release:
     first_seen: datetime
     updated: datetime
     present: bool
+    left_at: datetime | None = None
+    """Last time it left the seeds (kept if it came back): feeds' ``updated`` counts it."""
 
     @property
     def uuid(self) -> str:
@@ -84,8 +86,6 @@ class Agency:
     slug: str
     name: str
     first_seen: datetime
-    left_at: datetime | None
-    """Last time a release of this agency left the seeds (feeds' ``updated`` uses it)."""
     present_count: int = 0
 
 
@@ -104,6 +104,8 @@ class SyncReport:
     gone: tuple[str, ...] = ()
     returned: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
+    agencies: tuple[str, ...] = ()
+    """Slugs of the agencies whose feeds changed (for WebSub pings)."""
     error: str | None = None
     generation: int = 0
     extra: dict[str, int] = field(default_factory=dict)

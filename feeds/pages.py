@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from feeds import catalog, markup
+from feeds import catalog, markup, query
 from feeds.model import Release, Snapshot
 
 _env = Environment(
@@ -55,7 +55,7 @@ def _feed_link(base_url: str, name: str, title: str) -> dict[str, str]:
 
 def index(snapshot: Snapshot, base_url: str) -> bytes:
     present = [r for r in snapshot.releases if r.present]
-    links = [_feed_link(base_url, catalog.ALL, "All agencies")] + [
+    links = [_feed_link(base_url, query.ALL, "All agencies")] + [
         _feed_link(base_url, a.slug, a.name) for a in snapshot.agencies
     ]
     return _render(

@@ -1,23 +1,33 @@
-"""Feed documents to bytes: Atom via feedgen. The only module that touches feedgen.
+"""Feed documents to bytes: Atom and RSS 2.0 via feedgen, JSON Feed 1.1 via json.
 
-Deterministic: the same records always give the same bytes. feedgen would fill
-in "now" for ``updated``, prepend entries and stamp its own version as the
-generator; every one of those is set explicitly here.
+The only module that touches feedgen. Deterministic: the same records always
+give the same bytes. feedgen would fill in "now" for ``updated``, prepend
+entries and stamp its own version as the generator; every one of those is set
+explicitly here. What feedgen cannot express (RFC 5005 and WebSub links,
+``fh:archive``, a full ``atom:source``) is added through its extension hooks.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from feeds import __version__, markup
 from feeds.catalog import FeedDoc
 from feeds.model import Release
 
 ATOM_TYPE = "application/atom+xml"
+RSS_TYPE = "application/rss+xml"
+JSON_FEED_TYPE = "application/feed+json"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"
 #: A date-only value is published at noon UTC, which keeps its calendar day nearly everywhere.
 DATE_ONLY_TIME = time(12, 0, tzinfo=UTC)
+FORMATS = ("atom", "rss", "json")
 
 
 def date_to_datetime(value: date) -> datetime:
@@ -28,16 +38,105 @@ def release_path(release: Release) -> str:
     return f"/releases/{release.uuid}"
 
 
-def feed_path(name: str, extension: str = "atom") -> str:
-    return f"/feeds/{name}.{extension}"
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class _FeedExtension:
+    """Adds links feedgen refuses (``prev-archive``, ``hub``, ...) and ``fh:archive``."""
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str, str | None]] = []
+        self.archive = False
+        self.rss = False
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": HISTORY_NS} if self.archive else {}
+
+    def _add(self, parent: Any, tag: str) -> None:
+        for rel, href, media_type in self.links:
+            link = etree.SubElement(parent, tag, href=href, rel=rel)
+            if media_type:
+                link.attrib["type"] = media_type
+        if self.archive:
+            etree.SubElement(parent, f"{{{HISTORY_NS}}}archive")
+
+    def extend_atom(self, feed: Any) -> Any:
+        # feedgen writes Atom with xmlns as a plain attribute: its elements have bare tags.
+        self._add(feed, "link")
+        return feed
+
+    def extend_rss(self, feed: Any) -> Any:
+        self._add(feed[0], f"{{{ATOM_NS}}}link")  # feed[0] is <channel>
+        return feed
+
+
+class _EntryExtension:
+    """Adds a full ``atom:source`` (id, title, self link, updated) to an entry."""
+
+    def __init__(self) -> None:
+        self.source: tuple[str, str, str, str] | None = None
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_atom(self, entry: Any) -> Any:
+        if self.source is not None:
+            feed_id, title, href, updated = self.source
+            source = etree.SubElement(entry, "source")
+            etree.SubElement(source, "id").text = feed_id
+            etree.SubElement(source, "title").text = title
+            etree.SubElement(source, "updated").text = updated
+            etree.SubElement(source, "link", href=href, rel="self")
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        return item
+
+
+def _generator(doc: FeedDoc, base_url: str, extension: str, hub: str | None) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.register_extension("feeds", _FeedExtension, _EntryExtension)
+    fg.id(doc.id)
+    fg.title(doc.title)
+    fg.updated(doc.updated)
+    if extension == "rss":
+        fg.description(doc.title)
+        fg.lastBuildDate(doc.updated)
+    fg.language("en")
+    fg.generator("feeds", version=__version__)
+    media_type = ATOM_TYPE if extension == "atom" else RSS_TYPE
+    if extension == "atom":
+        fg.link(href=base_url + doc.path(extension), rel="self", type=media_type)
+        fg.link(href=base_url + doc.html_path, rel="alternate", type="text/html")
+    else:
+        # RSS: <link> is the HTML page; the self link goes in as atom:link below.
+        fg.link(href=base_url + doc.html_path, rel="alternate")
+    extra: list[tuple[str, str, str | None]] = []
+    if extension == "rss":
+        extra.append(("self", base_url + doc.path(extension), media_type))
+    for rel, path in doc.archive_links(extension).items():
+        extra.append((rel, base_url + path, media_type))
+    if hub:
+        extra.append(("hub", hub, None))
+    fg.feeds.links = extra
+    fg.feeds.archive = doc.kind == "archive"
+    for release in doc.entries:
+        _entry(fg, release, doc, base_url)
+    return fg
+
+
+def _agency_name(doc: FeedDoc, release: Release) -> str:
+    agency = doc.agencies.get(release.draft.agency_slug)
+    return agency.name if agency else release.draft.agency
 
 
 def _entry(fg: FeedGenerator, release: Release, doc: FeedDoc, base_url: str) -> None:
     draft = release.draft
-    agency = doc.agencies.get(draft.agency_slug)
-    agency_name = agency.name if agency else draft.agency
+    agency_name = _agency_name(doc, release)
     fe = fg.add_entry(order="append")
     fe.id(release.id)
+    fe.guid(release.id, permalink=False)
     fe.title(draft.title)
     fe.updated(release.updated)
     if draft.published is not None:
@@ -48,19 +147,83 @@ def _entry(fg: FeedGenerator, release: Release, doc: FeedDoc, base_url: str) -> 
     if draft.summary:
         fe.summary(" ".join(draft.summary.split()))
         fe.content(markup.body_html(draft.paragraphs), type="html")
+    source = doc.sources.get(draft.agency_slug)
+    if source is not None:
+        fe.feeds.source = (
+            source.id,
+            source.title,
+            base_url + source.path,
+            _rfc3339(source.updated),
+        )
 
 
-def atom(doc: FeedDoc, base_url: str) -> bytes:
-    """One Atom document (RFC 4287), UTF-8, with an XML declaration."""
-    fg = FeedGenerator()
-    fg.id(doc.id)
-    fg.title(doc.title)
-    fg.updated(doc.updated)
-    fg.language("en")
-    fg.generator("feeds", version=__version__)
-    fg.link(href=base_url + feed_path(doc.name), rel="self", type=ATOM_TYPE)
-    fg.link(href=base_url + doc.html_path, rel="alternate", type="text/html")
-    for release in doc.entries:
-        _entry(fg, release, doc, base_url)
+def atom(doc: FeedDoc, base_url: str, hub: str | None = None) -> bytes:
+    """One Atom document (RFC 4287, RFC 5005 where archived), UTF-8."""
+    fg = _generator(doc, base_url, "atom", hub)
     result: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
     return result
+
+
+def rss(doc: FeedDoc, base_url: str, hub: str | None = None) -> bytes:
+    """One RSS 2.0 document; ``guid`` is the entry ID with ``isPermaLink="false"``."""
+    fg = _generator(doc, base_url, "rss", hub)
+    result: bytes = fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    return result
+
+
+def json_feed(doc: FeedDoc, base_url: str, hub: str | None = None) -> bytes:
+    """One JSON Feed 1.1 document (https://jsonfeed.org/version/1.1)."""
+    feed: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": doc.title,
+        "home_page_url": base_url + doc.html_path,
+        "feed_url": base_url + doc.path("json"),
+        "language": "en",
+        "_feeds": {"id": doc.id, "updated": _rfc3339(doc.updated)},
+    }
+    links = doc.archive_links("json")
+    if "prev-archive" in links:
+        feed["next_url"] = base_url + links["prev-archive"]  # JSON Feed pages toward older
+    if doc.kind == "archive":
+        feed["_feeds"]["archive"] = True
+        feed["_feeds"]["current"] = base_url + links["current"]
+    if hub:
+        feed["hubs"] = [{"type": "WebSub", "url": hub}]
+    items = []
+    for release in doc.entries:
+        draft = release.draft
+        item: dict[str, Any] = {
+            "id": release.id,
+            "url": base_url + release_path(release),
+            "title": draft.title,
+            "content_html": markup.body_html(draft.paragraphs),
+            "date_modified": _rfc3339(release.updated),
+            "authors": [
+                {
+                    "name": _agency_name(doc, release),
+                    "url": f"{base_url}/agencies/{draft.agency_slug}",
+                }
+            ],
+            "tags": [draft.agency_slug],
+        }
+        if draft.summary:
+            item["summary"] = " ".join(draft.summary.split())
+        if draft.published is not None:
+            item["date_published"] = _rfc3339(date_to_datetime(draft.published))
+        source = doc.sources.get(draft.agency_slug)
+        if source is not None:
+            item["_feeds"] = {"source": {"id": source.id, "feed_url": base_url + source.path}}
+        items.append(item)
+    feed["items"] = items
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def render(doc: FeedDoc, extension: str, base_url: str, hub: str | None = None) -> bytes:
+    """The document in the format named by its URL extension."""
+    if extension == "atom":
+        return atom(doc, base_url, hub)
+    if extension == "rss":
+        return rss(doc, base_url, hub)
+    if extension == "json":
+        return json_feed(doc, base_url, hub)
+    raise ValueError(f"unknown format {extension!r}")

@@ -13,6 +13,7 @@ from datetime import UTC
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from feeds import websub
 from feeds.config import Config
 from feeds.errors import SyncBusyError
 from feeds.store import Store
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 def scheduled_sync(store: Store, config: Config) -> None:
     """The job: one sync if no other process is syncing."""
     try:
-        locked_sync(
+        report = locked_sync(
             store,
             config.seed_dir,
             config.lock_path,
@@ -33,6 +34,8 @@ def scheduled_sync(store: Store, config: Config) -> None:
         )
     except SyncBusyError:
         log.debug("sync skipped: another process is syncing")
+        return
+    websub.after_sync(report, config.websub_hub, config.base_url)
 
 
 def start(store: Store, config: Config) -> BackgroundScheduler:

@@ -34,8 +34,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE agencies (
     slug TEXT PRIMARY KEY,
     name TEXT NOT NULL,
-    first_seen INTEGER NOT NULL,
-    left_at INTEGER
+    first_seen INTEGER NOT NULL
 );
 CREATE TABLE releases (
     id TEXT PRIMARY KEY,
@@ -45,7 +44,8 @@ CREATE TABLE releases (
     content_hash TEXT NOT NULL,
     first_seen INTEGER NOT NULL,
     updated INTEGER NOT NULL,
-    present INTEGER NOT NULL
+    present INTEGER NOT NULL,
+    left_at INTEGER
 );
 CREATE INDEX releases_agency ON releases(agency_slug, seq);
 CREATE TABLE files (
@@ -105,6 +105,7 @@ class ReleaseState:
     updated: datetime
     present: bool
     draft: Draft
+    left_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,11 +295,18 @@ class Store:
 
     def release_states(self) -> dict[str, ReleaseState]:
         rows = self._conn.execute(
-            "SELECT id, seq, content_hash, first_seen, updated, present, draft FROM releases"
+            "SELECT id, seq, content_hash, first_seen, updated, present, draft, left_at "
+            "FROM releases"
         )
         return {
             r[0]: ReleaseState(
-                r[1], r[2], from_epoch(r[3]), from_epoch(r[4]), bool(r[5]), draft_from_json(r[6])
+                r[1],
+                r[2],
+                from_epoch(r[3]),
+                from_epoch(r[4]),
+                bool(r[5]),
+                draft_from_json(r[6]),
+                from_epoch(r[7]) if r[7] is not None else None,
             )
             for r in rows
         }
@@ -307,11 +315,8 @@ class Store:
         return int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM releases").fetchone()[0])
 
     def agencies(self) -> dict[str, Agency]:
-        rows = self._conn.execute("SELECT slug, name, first_seen, left_at FROM agencies")
-        return {
-            r[0]: Agency(r[0], r[1], from_epoch(r[2]), from_epoch(r[3]) if r[3] else None)
-            for r in rows
-        }
+        rows = self._conn.execute("SELECT slug, name, first_seen FROM agencies")
+        return {r[0]: Agency(r[0], r[1], from_epoch(r[2])) for r in rows}
 
     def snapshot(self) -> Snapshot:
         """Agencies and every release, read in one transaction."""
@@ -328,16 +333,8 @@ class Store:
                 ).fetchall()
             )
             agencies = tuple(
-                Agency(
-                    r[0],
-                    r[1],
-                    from_epoch(r[2]),
-                    from_epoch(r[3]) if r[3] else None,
-                    counts.get(r[0], 0),
-                )
-                for r in conn.execute(
-                    "SELECT slug, name, first_seen, left_at FROM agencies ORDER BY slug"
-                )
+                Agency(r[0], r[1], from_epoch(r[2]), counts.get(r[0], 0))
+                for r in conn.execute("SELECT slug, name, first_seen FROM agencies ORDER BY slug")
             )
             releases = tuple(
                 Release(
@@ -348,9 +345,10 @@ class Store:
                     first_seen=from_epoch(r[4]),
                     updated=from_epoch(r[5]),
                     present=bool(r[6]),
+                    left_at=from_epoch(r[7]) if r[7] is not None else None,
                 )
                 for r in conn.execute(
-                    "SELECT id, seq, draft, content_hash, first_seen, updated, present "
+                    "SELECT id, seq, draft, content_hash, first_seen, updated, present, left_at "
                     "FROM releases ORDER BY seq"
                 )
             )
@@ -393,22 +391,13 @@ class Store:
                 conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO agencies (slug, name, first_seen, left_at) "
-                "VALUES (?, ?, ?, ?)",
-                [
-                    (
-                        a.slug,
-                        a.name,
-                        to_epoch(a.first_seen),
-                        to_epoch(a.left_at) if a.left_at else None,
-                    )
-                    for a in changes.agencies
-                ],
+                "INSERT OR REPLACE INTO agencies (slug, name, first_seen) VALUES (?, ?, ?)",
+                [(a.slug, a.name, to_epoch(a.first_seen)) for a in changes.agencies],
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO releases "
-                "(id, seq, agency_slug, draft, content_hash, first_seen, updated, present) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "(id, seq, agency_slug, draft, content_hash, first_seen, updated, present, "
+                "left_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         r.id,
@@ -419,6 +408,7 @@ class Store:
                         to_epoch(r.first_seen),
                         to_epoch(r.updated),
                         int(r.present),
+                        to_epoch(r.left_at) if r.left_at else None,
                     )
                     for r in changes.releases
                 ],

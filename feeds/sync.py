@@ -138,7 +138,6 @@ def _decide(
 
     rows: list[Release] = []
     outcome: dict[str, list[str]] = {"new": [], "changed": [], "gone": [], "returned": []}
-    left: set[str] = set()
     for rid in order:
         draft = winners[rid]
         digest = draft_hash(draft)
@@ -159,7 +158,9 @@ def _decide(
             state.draft, line=0
         ):
             continue  # nothing to write
-        rows.append(Release(rid, state.seq, draft, digest, state.first_seen, updated, True))
+        rows.append(
+            Release(rid, state.seq, draft, digest, state.first_seen, updated, True, state.left_at)
+        )
     for rid, state in states.items():
         if state.present and rid not in winners:
             rows.append(
@@ -171,29 +172,20 @@ def _decide(
                     state.first_seen,
                     state.updated,
                     False,
+                    now,
                 )
             )
             outcome["gone"].append(rid)
-            left.add(state.draft.agency_slug)
 
     agency_rows: list[Agency] = []
     names: dict[str, Counter[str]] = defaultdict(Counter)
     for draft in winners.values():
         names[draft.agency_slug][draft.agency] += 1
-    for slug in sorted(set(names) | left):
+    for slug in sorted(names):
         old = agencies.get(slug)
         # The most used spelling names the agency; ties go to the alphabetically first.
-        name = (
-            min(names[slug].items(), key=lambda kv: (-kv[1], kv[0]))[0]
-            if names[slug]
-            else (old.name if old else slug)
-        )
-        new = Agency(
-            slug,
-            name,
-            old.first_seen if old else now,
-            now if slug in left else (old.left_at if old else None),
-        )
+        name = min(names[slug].items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        new = Agency(slug, name, old.first_seen if old else now)
         if new != old:
             agency_rows.append(new)
     return rows, agency_rows, outcome
@@ -248,6 +240,7 @@ def _sync(
         gone=tuple(outcome["gone"]),
         returned=tuple(outcome["returned"]),
         problems=tuple(seen.problems),
+        agencies=tuple(sorted({r.draft.agency_slug for r in rows})),
     )
     generation = store.apply(
         Changes(

@@ -1,6 +1,10 @@
-"""HTTP: maps URLs to the site's bytes. The only place that knows about status codes.
+"""HTTP: maps URLs to the site's representations. The only place that knows status codes.
 
-Errors are one plain line, never a traceback.
+Conditional GET happens here, before anything is rendered for a cached
+representation: a strong ETag per byte sequence (gzip bytes have their own),
+``If-None-Match`` (weak comparison, lists, ``*``) winning over
+``If-Modified-Since``, ``304`` with no body and the same validators. Errors
+are one plain line, never a traceback.
 """
 
 from __future__ import annotations
@@ -9,19 +13,23 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from feeds.site import Site
+from feeds import query
+from feeds.errors import BadRequestError, NotFoundError
+from feeds.site import Representation, Site
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("feeds", __name__)
 
-ATOM = "application/atom+xml; charset=utf-8"
-HTML = "text/html; charset=utf-8"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,199}")
+_FEED = re.compile(r"(?P<name>[a-z0-9+-]{1,2000})\.(?P<ext>atom|rss|json)")
+_ARCHIVE = re.compile(r"(?P<page>[1-9][0-9]{0,8})\.(?P<ext>atom|rss|json)")
+#: Longest query string accepted at all (each filter has its own, smaller bound).
+MAX_QUERY_STRING = 1024
 
 
 def _site() -> Site:
@@ -29,43 +37,103 @@ def _site() -> Site:
     return site
 
 
-def _not_found(what: str) -> Response:
-    return _plain(404, f"Not found: {what}")
-
-
 def _plain(status: int, message: str) -> Response:
     return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
 
 
-@bp.get("/feeds/<name>.atom")
-def atom_feed(name: str) -> Response:
-    if name != "all" and not _SLUG.fullmatch(name):
-        return _not_found(f"feed {name!r}")
-    body = _site().atom(name)
-    if body is None:
-        return _not_found(f"no agency {name!r} has ever been seen")
-    return Response(body, content_type=ATOM)
+def _not_modified(rep: Representation, etag: str) -> bool:
+    if "If-None-Match" in request.headers:
+        tags = request.if_none_match
+        # Either encoding's tag names this same version: the client's copy is current.
+        return bool(tags.star_tag or tags.contains_weak(rep.etag) or tags.contains_weak(etag))
+    since = request.if_modified_since
+    return since is not None and rep.last_modified.replace(microsecond=0) <= since
+
+
+def send(rep: Representation) -> Response:
+    """The representation as a response: gzip if accepted, 304 if the client is current."""
+    gzipped = request.accept_encodings["gzip"] > 0
+    etag = rep.etag + "-gz" if gzipped else rep.etag
+    if _not_modified(rep, etag):
+        response = Response(status=304)
+    else:
+        response = Response(rep.gzipped if gzipped else rep.body, content_type=rep.content_type)
+        if gzipped:
+            response.headers["Content-Encoding"] = "gzip"
+    response.set_etag(etag)
+    response.last_modified = rep.last_modified
+    response.headers["Cache-Control"] = f"public, max-age={rep.max_age}"
+    response.headers["Vary"] = "Accept-Encoding"
+    hub = _site().config.websub_hub
+    if hub and rep.content_type != "text/html; charset=utf-8":
+        response.headers.add("Link", f'<{hub}>; rel="hub"')
+        response.headers.add("Link", f'<{_site().config.base_url}{request.path}>; rel="self"')
+    return response
+
+
+def _filters() -> query.Filters:
+    if len(request.query_string) > MAX_QUERY_STRING:
+        raise BadRequestError("query string", f"at most {MAX_QUERY_STRING} bytes")
+    return query.filters(request.args.to_dict(flat=False))
+
+
+def _redirect(path: str) -> Response:
+    location = _site().config.base_url + path
+    if request.query_string:
+        location += "?" + request.query_string.decode("ascii", "replace")
+    response = Response(f"Moved to {location}\n", status=301, content_type="text/plain")
+    response.headers["Location"] = location
+    return response
+
+
+@bp.get("/feeds/<spec>")
+def feed(spec: str) -> Response:
+    match = _FEED.fullmatch(spec)
+    if match is None:
+        raise NotFoundError(f"no feed {spec!r}")
+    site = _site()
+    selection = site.selection(match["name"])
+    if selection.name != match["name"]:
+        return _redirect(f"/feeds/{selection.name}.{match['ext']}")
+    return send(site.feed(selection, match["ext"], _filters()))
+
+
+@bp.get("/feeds/<name>/archive/<spec>")
+def archive(name: str, spec: str) -> Response:
+    match = _ARCHIVE.fullmatch(spec)
+    if match is None:
+        raise NotFoundError(f"no archive page {spec!r}")
+    site = _site()
+    selection = site.selection(name)
+    if selection.name != name:
+        return _redirect(f"/feeds/{selection.name}/archive/{spec}")
+    if _filters():
+        raise BadRequestError("filters", "apply to /feeds/<name>.<format>, not to archive pages")
+    rep = site.archive(selection, int(match["page"]), match["ext"])
+    if rep is None:
+        raise NotFoundError(f"archive page {match['page']} of {name!r} is not full yet")
+    return send(rep)
 
 
 @bp.get("/")
 def index() -> Response:
-    return Response(_site().index_page(), content_type=HTML)
+    return send(_site().index_page())
 
 
 @bp.get("/agencies/<slug>")
 def agency(slug: str) -> Response:
-    body = _site().agency_page(slug) if _SLUG.fullmatch(slug) else None
-    if body is None:
-        return _not_found(f"agency {slug!r}")
-    return Response(body, content_type=HTML)
+    rep = _site().agency_page(slug) if _SLUG.fullmatch(slug) else None
+    if rep is None:
+        raise NotFoundError(f"agency {slug!r}")
+    return send(rep)
 
 
 @bp.get("/releases/<uuid>")
 def release(uuid: str) -> Response:
-    body = _site().release_page(uuid) if _UUID.fullmatch(uuid) else None
-    if body is None:
-        return _not_found(f"release {uuid!r}")
-    return Response(body, content_type=HTML)
+    rep = _site().release_page(uuid) if _UUID.fullmatch(uuid) else None
+    if rep is None:
+        raise NotFoundError(f"release {uuid!r}")
+    return send(rep)
 
 
 @bp.get("/healthz")
@@ -78,26 +146,36 @@ def healthz() -> Any:
             {"line": problem.line, "message": problem.message}
         )
     last_sync = last[0] if last else None
-    return jsonify(
+    response = jsonify(
         status="ok" if last_sync and last_sync["ok"] else "degraded",
         last_sync=last_sync,
         last_good_sync=store.last_good_sync(),
         counts=store.counts(),
         problems=problems,
     )
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.app_errorhandler(NotFoundError)
+def not_found(exc: NotFoundError) -> Response:
+    return _plain(404, f"Not found: {exc}")
+
+
+@bp.app_errorhandler(BadRequestError)
+def bad_request(exc: BadRequestError) -> Response:
+    return _plain(400, f"Bad request: {exc}")
 
 
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> Response:
     response = _plain(exc.code or 500, f"{exc.code} {exc.name}")
     if exc.code == 405:
-        response.headers["Allow"] = ", ".join(
-            getattr(exc, "valid_methods", None) or ["GET", "HEAD"]
-        )
+        response.headers["Allow"] = "GET, HEAD"
     return response
 
 
 @bp.app_errorhandler(Exception)
 def internal_error(exc: Exception) -> Response:
-    log.exception("request failed")
+    log.exception("request failed path=%s", request.path)
     return _plain(500, "500 Internal Server Error")
