@@ -37,9 +37,12 @@ MONTHS = {
 }
 _MONTH_ALTERNATION = "|".join(MONTHS)
 #: A paragraph that is only a date: "3 August 2023".
-_DATE_LINE = re.compile(rf"(\d{{1,2}}) ({_MONTH_ALTERNATION}) (\d{{4}})")
+_DATE_LINE = re.compile(rf"([0-9]{{1,2}}) ({_MONTH_ALTERNATION}) ([0-9]{{4}})")
 #: A full date anywhere in running text: "On Wednesday (16 October 2024), ...".
-_DATE_IN_TEXT = re.compile(rf"(?<!\d)(\d{{1,2}}) ({_MONTH_ALTERNATION}) (\d{{4}})(?!\d)")
+# ASCII digits only: "３ August ２０２３" is not a date line, and must not change an ID.
+_DATE_IN_TEXT = re.compile(
+    rf"(?<![0-9])([0-9]{{1,2}}) ({_MONTH_ALTERNATION}) ([0-9]{{4}})(?![0-9])"
+)
 _SOURCE_PREFIX = "Source: "
 _CHANNEL = re.compile(r"^(.*?)\s*\(([^()]*)\)$")
 #: Characters XML 1.0 cannot carry: C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF.
@@ -144,7 +147,8 @@ def parse(text: str, path: str) -> tuple[list[Draft], list[Problem]]:
         first = paragraph.lines[0]
         if (
             len(paragraph.lines) == 1
-            and first.startswith(_SOURCE_PREFIX)
+            # Lines are right-stripped, so "Source: " with nothing after it reads "Source:".
+            and (first.startswith(_SOURCE_PREFIX) or first == _SOURCE_PREFIX.rstrip())
             and not _source(paragraph)
         ):
             problems.append(Problem(path, paragraph.line, "Source line names no agency"))

@@ -114,28 +114,60 @@ def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Content | None, list[Prob
     return Content(data, hashlib.sha256(data).hexdigest(), after), []
 
 
+#: Most undecodable-line problems reported per file: a binary file must not flood /healthz.
+MAX_DECODE_PROBLEMS = 20
+
+
+def _bad_lines(data: bytes, encoding: str, unit: int) -> list[int]:
+    """1-based numbers of the lines holding undecodable bytes, by decoding line by line.
+
+    ``unit`` is the code unit size: 1 for UTF-8, 2 for UTF-16 (whose newline is 2 bytes).
+    """
+    newline = "\n".encode(encoding)
+    lines: list[int] = []
+    start = 0
+    number = 1
+    while start <= len(data):
+        end = data.find(newline, start)
+        while end != -1 and (end - start) % unit:  # a match straddling two code units
+            end = data.find(newline, end + 1)
+        chunk = data[start:] if end == -1 else data[start:end]
+        try:
+            chunk.decode(encoding)
+        except UnicodeDecodeError:
+            lines.append(number)
+        if end == -1:
+            break
+        start, number = end + len(newline), number + 1
+    return lines
+
+
 def decode(data: bytes, name: str) -> tuple[str, list[Problem]]:
     """Bytes to text: UTF-8 (BOM removed), UTF-16 with a BOM; invalid bytes replaced.
 
-    Each line holding undecodable bytes is reported once; the rest of the text is kept.
+    Each line holding undecodable bytes is reported (up to :data:`MAX_DECODE_PROBLEMS`);
+    the rest of the text is kept.
     """
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = data.decode("utf-16", errors="replace")
-        if "\ufffd" in text:
-            return text, [Problem(name, 0, "invalid UTF-16 replaced with U+FFFD")]
-        return text, []
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
+        encoding = "utf-16-le" if data.startswith(codecs.BOM_UTF16_LE) else "utf-16-be"
+        data, unit = data[2:], 2
+    else:
+        encoding, unit = "utf-8", 1
+        if data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8) :]
     try:
-        return data.decode("utf-8"), []
+        return data.decode(encoding), []
     except UnicodeDecodeError:
-        pass
-    problems: list[Problem] = []
-    lines: list[str] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            lines.append(raw.decode("utf-8", errors="replace"))
-            problems.append(Problem(name, number, "invalid UTF-8 replaced with U+FFFD"))
-    return "\n".join(lines), problems
+        text = data.decode(encoding, errors="replace")
+    label = "UTF-16" if unit == 2 else "UTF-8"
+    bad = _bad_lines(data, encoding, unit) or [0]
+    problems = [
+        Problem(name, line, f"invalid {label} replaced with U+FFFD")
+        for line in bad[:MAX_DECODE_PROBLEMS]
+    ]
+    if len(bad) > MAX_DECODE_PROBLEMS:
+        problems.append(
+            Problem(name, bad[MAX_DECODE_PROBLEMS], f"... and {len(bad) - MAX_DECODE_PROBLEMS} "
+                    "more lines with invalid bytes")
+        )  # fmt: skip
+    return text, problems
