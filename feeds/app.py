@@ -48,6 +48,7 @@ def create_app(
     app.config["FEEDS"] = config
     app.extensions["feeds.site"] = Site(store, config)
     app.register_blueprint(web.bp)
+    app.after_request(web.common_headers)
     if config.scheduler:
         scheduler = schedule.start(store, config)
         app.extensions["feeds.scheduler"] = scheduler

@@ -1,4 +1,4 @@
-"""The ``feeds`` command: serve, sync, check. The only module that prints.
+"""The ``feeds`` command: serve, sync, check, stats, export. The only module that prints.
 
 Exit codes: 0 success, 1 the command ran and found problems (or the sync
 failed), 2 bad usage or configuration.
@@ -10,17 +10,20 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from feeds import __version__, parse, scan, websub
+from feeds import __version__, export, parse, scan, serving, websub
 from feeds.app import configure_logging
 from feeds.config import SETTINGS, Config, load
 from feeds.errors import FeedsError
 from feeds.model import Problem
 from feeds.store import Store
 from feeds.sync import locked_sync, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def _settings_epilog() -> str:
@@ -63,6 +66,21 @@ def _parser() -> argparse.ArgumentParser:
         "Exit status 1 if there are any.",
     )
     check.add_argument("dir", nargs="?", type=Path, help="seed directory (FEEDS_SEED_DIR)")
+
+    commands.add_parser(
+        "stats",
+        help="list agencies with their release counts",
+        description="Print every agency with its present and gone releases and newest date.",
+    )
+
+    export_parser = commands.add_parser(
+        "export",
+        help="write every feed and page as static files (for nginx, a CDN or object store)",
+        description="Write every feed (all formats and archive pages), every HTML page and the "
+        "OPML under DIR, byte-identical to what the server sends, each with a .gz beside it. "
+        "DIR is replaced as a whole. See deploy/nginx-static.conf.",
+    )
+    export_parser.add_argument("out", type=Path, metavar="DIR", help="output directory")
     return parser
 
 
@@ -85,28 +103,73 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(config)
     if args.command == "sync":
         return _sync(config)
+    if args.command == "stats":
+        return _stats(config)
+    if args.command == "export":
+        return _export(config, args.out)
     return _check(args.dir or config.seed_dir, config)
 
 
-def _sync(config: Config) -> int:
-    logging.getLogger("feeds.sync").setLevel(logging.WARNING)  # the table says it all
+class _ProgressBar:
+    """Files and bytes done: a redrawn bar on a terminal, a log line now and then otherwise."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int, size: int) -> None:
+        now = time.monotonic()
+        final = done == total
+        if not final and now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        megabytes = size / 1e6
+        if self.tty:
+            filled = self.WIDTH * done // total if total else self.WIDTH
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            self.stream.write(f"\r[{bar}] {done}/{total} files, {megabytes:.1f} MB read")
+            self.drawn = True
+            if final:
+                self.stream.write("\n")
+        elif total and (done or final):
+            log.info("sync progress files=%d total=%d mb_read=%.1f", done, total, megabytes)
+        self.stream.flush()
+
+
+def _open_store(config: Config) -> Store | None:
     try:
         store = Store(config.database)
         store.initialize(utcnow())
     except FeedsError as exc:
         print(f"feeds: {exc}", file=sys.stderr)
+        return None
+    return store
+
+
+def _sync(config: Config) -> int:
+    logging.getLogger("feeds.sync").setLevel(logging.WARNING)  # the table says it all
+    store = _open_store(config)
+    if store is None:
         return 2
     report = locked_sync(
-        store, config.seed_dir, config.lock_path, max_file_bytes=config.max_file_bytes
+        store,
+        config.seed_dir,
+        config.lock_path,
+        max_file_bytes=config.max_file_bytes,
+        progress=_ProgressBar(sys.stderr),
     )
     if not report.ok:
         print(f"feeds: sync failed: {report.error}", file=sys.stderr)
         return 1
     websub.after_sync(report, config.websub_hub, config.base_url)
     rows = [
-        ("files seen", report.files_seen),
         ("files read", report.files_read),
         ("files unchanged", report.files_skipped),
+        ("files w/ problems", len({p.path for p in report.problems})),
         ("releases new", len(report.new)),
         ("releases changed", len(report.changed)),
         ("releases gone", len(report.gone)),
@@ -118,6 +181,34 @@ def _sync(config: Config) -> int:
     print(f"{'seconds':<18}{report.seconds:>8.3f}")
     for problem in report.problems:
         print(problem, file=sys.stderr)
+    return 0
+
+
+def _stats(config: Config) -> int:
+    store = _open_store(config)
+    if store is None:
+        return 2
+    snapshot = store.snapshot()
+    print(f"{'agency':<28}{'releases':>9}{'gone':>7}  newest")
+    for agency in snapshot.agencies:
+        mine = [r for r in snapshot.releases if r.draft.agency_slug == agency.slug]
+        dates = [r.draft.published for r in mine if r.present and r.draft.published]
+        newest = max(dates).isoformat() if dates else "-"
+        gone = sum(1 for r in mine if not r.present)
+        print(f"{agency.name[:27]:<28}{agency.present_count:>9}{gone:>7}  {newest}")
+    present = sum(1 for r in snapshot.releases if r.present)
+    print(f"{'total':<28}{present:>9}{len(snapshot.releases) - present:>7}")
+    return 0
+
+
+def _export(config: Config, out: Path) -> int:
+    from feeds.site import Site
+
+    store = _open_store(config)
+    if store is None:
+        return 2
+    report = export.export(Site(store, config), out)
+    print(f"exported {report.files} files ({report.bytes / 1e6:.1f} MB) to {out}")
     return 0
 
 
@@ -148,18 +239,8 @@ def _serve(config: Config) -> int:
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{config.host}:{config.port}")
-            self.cfg.set("workers", config.workers)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 4)
-            self.cfg.set("timeout", 60)
-            self.cfg.set("graceful_timeout", 10)
-            self.cfg.set("accesslog", "-")
-            self.cfg.set(
-                "access_log_format",
-                'remote=%(h)s method=%(m)s path="%(U)s" query="%(q)s" status=%(s)s '
-                "bytes=%(B)s ms=%(M)s",
-            )
+            for key, value in serving.options(config).items():
+                self.cfg.set(key, value)
 
         def load(self) -> Any:
             from feeds.app import create_app

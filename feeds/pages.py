@@ -1,20 +1,25 @@
-"""HTML pages from records: the index, an agency's page, a release's page.
+"""Documents for people and their tools: HTML pages and the OPML subscription list.
 
-Plain functions returning bytes, rendered with Jinja2 and autoescaping on; the
-release body comes from :mod:`feeds.markup`, the same HTML the feeds carry.
+Plain functions from a snapshot to bytes, rendered with Jinja2 and
+autoescaping on; release bodies come from :mod:`feeds.markup`, the same HTML
+the feeds carry. The only script is the copy button's, and it is allowed by
+its hash in the Content-Security-Policy (:data:`SCRIPT_CSP`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import math
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from feeds import catalog, markup, query
-from feeds.model import Release, Snapshot
+from feeds.model import Agency, Release, Snapshot
 
 _env = Environment(
     loader=PackageLoader("feeds", "templates"),
@@ -24,6 +29,26 @@ _env = Environment(
 
 #: Releases listed on the index page.
 INDEX_LATEST = 20
+#: Releases per agency page.
+AGENCY_PAGE = 50
+#: Longest summary shown in lists, in characters.
+SUMMARY_CHARS = 280
+
+# Shows the copy buttons (hidden without JavaScript) and copies a feed URL on click.
+COPY_SCRIPT = (
+    "document.querySelectorAll('button.copy').forEach(function (b) {"
+    " b.hidden = false;"
+    " b.addEventListener('click', function () {"
+    " navigator.clipboard.writeText(b.dataset.copy).then(function () {"
+    " b.textContent = 'Copied'; setTimeout(function () { b.textContent = 'Copy'; }, 1500);"
+    " }); }); });"
+)
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(COPY_SCRIPT.encode()).digest()).decode()
+#: Content-Security-Policy for every HTML page: nothing runs but the copy button.
+SCRIPT_CSP = (
+    f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; style-src 'unsafe-inline'; "
+    "img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,22 +56,45 @@ class _Item:
     release: Release
     agency_name: str
     published_text: str
+    summary: str
 
 
-def _date_text(value: date | None) -> str:
+@dataclass(frozen=True, slots=True)
+class _AgencyRow:
+    agency: Agency
+    newest: str
+
+
+def date_text(value: date | None) -> str:
+    """``3 August 2023``; empty for an unknown date."""
     return f"{value.day} {value.strftime('%B %Y')}" if value else ""
+
+
+def _summary(release: Release) -> str:
+    text = " ".join(release.draft.summary.split())
+    if len(text) <= SUMMARY_CHARS:
+        return text
+    return text[:SUMMARY_CHARS].rsplit(" ", 1)[0] + " …"
 
 
 def _items(snapshot: Snapshot, releases: list[Release]) -> list[_Item]:
     names = {a.slug: a.name for a in snapshot.agencies}
     return [
-        _Item(r, names.get(r.draft.agency_slug, r.draft.agency), _date_text(r.draft.published))
+        _Item(
+            r,
+            names.get(r.draft.agency_slug, r.draft.agency),
+            date_text(r.draft.published),
+            _summary(r),
+        )
         for r in releases
     ]
 
 
 def _render(template: str, base_url: str, **context: Any) -> bytes:
-    return _env.get_template(template).render(base_url=base_url, **context).encode("utf-8")
+    html = _env.get_template(template).render(
+        base_url=base_url, copy_script=Markup(COPY_SCRIPT), **context
+    )
+    return html.encode("utf-8")
 
 
 def _feed_link(base_url: str, name: str, title: str) -> dict[str, str]:
@@ -54,7 +102,15 @@ def _feed_link(base_url: str, name: str, title: str) -> dict[str, str]:
 
 
 def index(snapshot: Snapshot, base_url: str) -> bytes:
+    """The front page: every agency with counts and feeds, a chooser, the latest releases."""
     present = [r for r in snapshot.releases if r.present]
+    newest: dict[str, date] = {}
+    for release in present:
+        published = release.draft.published
+        slug = release.draft.agency_slug
+        if published and (slug not in newest or published > newest[slug]):
+            newest[slug] = published
+    rows = [_AgencyRow(a, date_text(newest.get(a.slug))) for a in snapshot.agencies]
     links = [_feed_link(base_url, query.ALL, "All agencies")] + [
         _feed_link(base_url, a.slug, a.name) for a in snapshot.agencies
     ]
@@ -62,27 +118,40 @@ def index(snapshot: Snapshot, base_url: str) -> bytes:
         "index.html",
         base_url,
         agencies=snapshot.agencies,
+        agency_rows=rows,
         total=len(present),
         releases=_items(snapshot, catalog.newest_first(present)[:INDEX_LATEST]),
         feed_links=links,
     )
 
 
-def agency(snapshot: Snapshot, slug: str, base_url: str) -> bytes | None:
+def agency_pages(snapshot: Snapshot, slug: str) -> int:
+    """How many pages the agency's release list has (at least 1)."""
+    count = sum(1 for r in snapshot.releases if r.present and r.draft.agency_slug == slug)
+    return max(1, math.ceil(count / AGENCY_PAGE))
+
+
+def agency(snapshot: Snapshot, slug: str, base_url: str, page: int = 1) -> bytes | None:
+    """One agency's releases, newest change first, :data:`AGENCY_PAGE` per page."""
     found = snapshot.agency(slug)
-    if found is None:
+    pages = agency_pages(snapshot, slug)
+    if found is None or not 1 <= page <= pages:
         return None
     present = [r for r in snapshot.releases if r.present and r.draft.agency_slug == slug]
+    shown = catalog.newest_first(present)[(page - 1) * AGENCY_PAGE : page * AGENCY_PAGE]
     return _render(
         "agency.html",
         base_url,
         agency=found,
-        releases=_items(snapshot, catalog.newest_first(present)),
+        page=page,
+        pages=pages,
+        releases=_items(snapshot, shown),
         feed_links=[_feed_link(base_url, slug, found.name)],
     )
 
 
 def release(snapshot: Snapshot, uuid: str, base_url: str) -> bytes | None:
+    """One release with its full text, dates and feed links."""
     found = next((r for r in snapshot.releases if r.uuid == uuid), None)
     if found is None:
         return None
@@ -93,7 +162,22 @@ def release(snapshot: Snapshot, uuid: str, base_url: str) -> bytes | None:
         base_url,
         release=found,
         agency_name=agency_name,
-        published_text=_date_text(found.draft.published),
+        published_text=date_text(found.draft.published),
         body=Markup(markup.body_html(found.draft.paragraphs)),
         feed_links=[_feed_link(base_url, found.draft.agency_slug, agency_name)],
+    )
+
+
+def opml(snapshot: Snapshot, base_url: str) -> bytes:
+    """OPML 2.0 listing every agency's Atom feed, to subscribe to all at once.
+
+    The combined feed is left out on purpose: subscribing to it and to the agency
+    feeds would show every release twice.
+    """
+    modified = catalog.updated_of(list(snapshot.releases), snapshot.created)
+    return _render(
+        "feeds.opml",
+        base_url,
+        agencies=snapshot.agencies,
+        modified=modified.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT"),
     )

@@ -149,10 +149,22 @@ class Site:
         assert made is not None
         return made
 
-    def agency_page(self, slug: str) -> Representation | None:
+    def agency_page(self, slug: str, page: int = 1) -> Representation | None:
         return self._page(
-            ("page", "agency", slug), lambda s: pages.agency(s, slug, self.config.base_url)
+            ("page", "agency", slug, str(page)),
+            lambda s: pages.agency(s, slug, self.config.base_url, page),
         )
+
+    def opml(self) -> Representation:
+        def make(snapshot: Snapshot) -> Representation:
+            body = pages.opml(snapshot, self.config.base_url)
+            return Representation.of(
+                body, CONTENT_TYPES["opml"], latest_change(snapshot), self.config.max_age
+            )
+
+        made = self._cached(("opml",), make)
+        assert made is not None
+        return made
 
     def release_page(self, uuid: str) -> Representation | None:
         return self._page(

@@ -24,6 +24,12 @@ from feeds.store import Changes, FileRow, Parsed, ReleaseState, Store, problems_
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+#: Called after each file with (files done, files in all, bytes read so far).
+Progress = Callable[[int, int, int], None]
+
+
+def _no_progress(done: int, total: int, size: int) -> None:
+    pass
 
 
 def utcnow() -> datetime:
@@ -76,7 +82,7 @@ def _parse(data: bytes, name: str) -> Parsed:
     )
 
 
-def _read_dir(store: Store, seed_dir: Path, max_file_bytes: int) -> _Read:
+def _read_dir(store: Store, seed_dir: Path, max_file_bytes: int, progress: Progress) -> _Read:
     listing, problems = scan.list_seeds(seed_dir)
     known = store.files()
     if {s.name for s in listing} == set(known) and all(
@@ -91,7 +97,9 @@ def _read_dir(store: Store, seed_dir: Path, max_file_bytes: int) -> _Read:
     parsed: dict[str, Parsed] = {}
     new_parsed: dict[str, Parsed] = {}
     read = skipped = 0
-    for seed in listing:
+    size = 0
+    for done, seed in enumerate(listing):
+        progress(done, len(listing), size)
         row = known.get(seed.name)
         result: Parsed | None = None
         if row is not None and row.fingerprint == seed.fingerprint:
@@ -105,6 +113,7 @@ def _read_dir(store: Store, seed_dir: Path, max_file_bytes: int) -> _Read:
                 result = store.parsed(row.sha256) if row is not None else None
             else:
                 read += 1
+                size += len(content.data)
                 row = FileRow(seed.name, content.fingerprint, content.sha256)
                 result = new_parsed.get(row.sha256) or store.parsed(row.sha256)
                 if result is None:
@@ -115,6 +124,7 @@ def _read_dir(store: Store, seed_dir: Path, max_file_bytes: int) -> _Read:
         files.append(row)
         parsed[seed.name] = result
         problems += problems_for(seed.name, result.problems)
+    progress(len(listing), len(listing), size)
     return _Read(files, parsed, new_parsed, problems, read, skipped, False)
 
 
@@ -197,6 +207,7 @@ def sync(
     *,
     max_file_bytes: int = 100 * 1024 * 1024,
     clock: Clock = utcnow,
+    progress: Progress = _no_progress,
 ) -> SyncReport:
     """Run one sync now. Never raises for bad input or I/O trouble: failures are reported.
 
@@ -204,7 +215,7 @@ def sync(
     """
     started = clock()
     try:
-        return _sync(store, seed_dir, max_file_bytes, started, clock)
+        return _sync(store, seed_dir, max_file_bytes, started, clock, progress)
     except Exception as exc:  # the service must keep serving the last good state
         log.exception("sync failed seed_dir=%s", seed_dir)
         report = SyncReport(started, clock(), ok=False, error=f"{type(exc).__name__}: {exc}")
@@ -216,11 +227,16 @@ def sync(
 
 
 def _sync(
-    store: Store, seed_dir: Path, max_file_bytes: int, started: datetime, clock: Clock
+    store: Store,
+    seed_dir: Path,
+    max_file_bytes: int,
+    started: datetime,
+    clock: Clock,
+    progress: Progress,
 ) -> SyncReport:
     # Stored times have whole seconds; decide with the same precision.
     now = started.replace(microsecond=0)
-    seen = _read_dir(store, seed_dir, max_file_bytes)
+    seen = _read_dir(store, seed_dir, max_file_bytes, progress)
     rows: list[Release] = []
     agency_rows: list[Agency] = []
     outcome: dict[str, list[str]] = {"new": [], "changed": [], "gone": [], "returned": []}
@@ -266,9 +282,10 @@ def locked_sync(
     max_file_bytes: int = 100 * 1024 * 1024,
     blocking: bool = True,
     clock: Clock = utcnow,
+    progress: Progress = _no_progress,
 ) -> SyncReport:
     """:func:`sync` under the cross-process lock; :class:`SyncBusyError` if busy, not blocking."""
     with lock.exclusive(lock_path, blocking=blocking) as acquired:
         if not acquired:
             raise SyncBusyError(f"another process is syncing ({lock_path})")
-        return sync(store, seed_dir, max_file_bytes=max_file_bytes, clock=clock)
+        return sync(store, seed_dir, max_file_bytes=max_file_bytes, clock=clock, progress=progress)

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from feeds import query
+from feeds import pages, query
 from feeds.errors import BadRequestError, NotFoundError
 from feeds.site import Representation, Site
 
@@ -28,6 +28,8 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,199}")
 _FEED = re.compile(r"(?P<name>[a-z0-9+-]{1,2000})\.(?P<ext>atom|rss|json)")
 _ARCHIVE = re.compile(r"(?P<page>[1-9][0-9]{0,8})\.(?P<ext>atom|rss|json)")
+FORMATS = ("atom", "rss", "json")
+HTML = "text/html; charset=utf-8"
 #: Longest query string accepted at all (each filter has its own, smaller bound).
 MAX_QUERY_STRING = 1024
 
@@ -64,8 +66,11 @@ def send(rep: Representation) -> Response:
     response.last_modified = rep.last_modified
     response.headers["Cache-Control"] = f"public, max-age={rep.max_age}"
     response.headers["Vary"] = "Accept-Encoding"
+    if rep.content_type == HTML:
+        response.headers["Content-Security-Policy"] = pages.SCRIPT_CSP
+        response.headers["Referrer-Policy"] = "no-referrer"
     hub = _site().config.websub_hub
-    if hub and rep.content_type != "text/html; charset=utf-8":
+    if hub and rep.content_type != HTML and rep.content_type.startswith("application/"):
         response.headers.add("Link", f'<{hub}>; rel="hub"')
         response.headers.add("Link", f'<{_site().config.base_url}{request.path}>; rel="self"')
     return response
@@ -115,6 +120,26 @@ def archive(name: str, spec: str) -> Response:
     return send(rep)
 
 
+@bp.get("/feeds/choose")
+def choose() -> Response:
+    """The index page's chooser, without JavaScript: redirect to the chosen feed."""
+    chosen = request.args.getlist("agency")
+    extension = request.args.get("format", "atom")
+    if extension not in FORMATS:
+        raise BadRequestError("format", "one of atom, rss, json")
+    if not chosen:
+        raise BadRequestError("agency", "choose one or more agencies")
+    selection = _site().selection("+".join(chosen))
+    response = Response(status=303)
+    response.headers["Location"] = f"{_site().config.base_url}/feeds/{selection.name}.{extension}"
+    return response
+
+
+@bp.get("/feeds.opml")
+def opml() -> Response:
+    return send(_site().opml())
+
+
 @bp.get("/")
 def index() -> Response:
     return send(_site().index_page())
@@ -122,9 +147,15 @@ def index() -> Response:
 
 @bp.get("/agencies/<slug>")
 def agency(slug: str) -> Response:
-    rep = _site().agency_page(slug) if _SLUG.fullmatch(slug) else None
+    return agency_page(slug, "1")
+
+
+@bp.get("/agencies/<slug>/page/<number>")
+def agency_page(slug: str, number: str) -> Response:
+    valid = _SLUG.fullmatch(slug) and number.isascii() and number.isdigit() and len(number) < 9
+    rep = _site().agency_page(slug, int(number)) if valid else None
     if rep is None:
-        raise NotFoundError(f"agency {slug!r}")
+        raise NotFoundError(f"agency {slug!r} page {number!r}")
     return send(rep)
 
 
@@ -154,6 +185,12 @@ def healthz() -> Any:
         problems=problems,
     )
     response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def common_headers(response: Response) -> Response:
+    """Headers every response carries, errors included."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
