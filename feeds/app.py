@@ -46,8 +46,11 @@ def create_app(
 
     app = Flask(__name__)
     app.config["FEEDS"] = config
+    if config.trusted_hosts:
+        app.config["TRUSTED_HOSTS"] = list(config.trusted_hosts)
     app.extensions["feeds.site"] = Site(store, config)
     app.register_blueprint(web.bp)
+    app.before_request(web.only_get_and_head)
     app.after_request(web.common_headers)
     if config.scheduler:
         scheduler = schedule.start(store, config)

@@ -138,6 +138,13 @@ SETTINGS: tuple[Setting, ...] = (
         "WebSub hub URL; when set, feeds name it (`rel=hub`) and each sync that changes a "
         "feed pings it. Empty: off.",
     ),
+    Setting(
+        "trusted_hosts",
+        "",
+        lambda v: tuple(h.strip() for h in v.split(",") if h.strip()),
+        "Comma-separated `Host` values to accept (e.g. `feeds.example.org,.example.org`); "
+        "others get 400. Empty: any (links never use the `Host` header anyway).",
+    ),
     Setting("workers", "2", _int_range(1, 64), "gunicorn worker processes for `feeds serve`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
 )
@@ -157,6 +164,7 @@ class Config:
     scheduler: bool
     max_file_bytes: int
     websub_hub: str
+    trusted_hosts: tuple[str, ...]
     workers: int
     log_level: str
 

@@ -248,28 +248,59 @@ class Store:
     # -- schema ------------------------------------------------------------------
 
     def initialize(self, now: datetime) -> None:
-        """Create the schema in a new file, or check the version of an existing one."""
+        """Create the schema in a new file, or check an existing one.
+
+        A file that is not a usable database (corrupt, truncated, not SQLite) is moved
+        aside as ``<name>.corrupt-<time>`` and a new store is created: the next sync
+        rebuilds it from the seeds with the same IDs, since IDs never come from the
+        store. A schema newer than this program's is an error, never "repaired".
+        """
         try:
-            with self._write() as conn:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version == 0:
-                    # Not executescript(): it would commit and leave this transaction.
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO meta VALUES ('created', ?), ('generation', '0')",
-                        (str(to_epoch(now)),),
-                    )
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    log.info("store created path=%s schema=%d", self.path, SCHEMA_VERSION)
-                elif version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path}: schema version {version} is newer than this "
-                        f"program's ({SCHEMA_VERSION}); upgrade feeds"
-                    )
+            self._initialize(now)
+        except StoreError:
+            raise
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot use database: {exc}") from exc
+            self.close()
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{to_epoch(now)}")
+            for suffix in ("", "-wal", "-shm"):
+                candidate = self.path.with_name(self.path.name + suffix)
+                if candidate.exists():
+                    candidate.rename(aside.with_name(aside.name + suffix))
+            log.warning(
+                "store unusable, rebuilding from the seeds path=%s moved_to=%s error=%s",
+                self.path, aside, exc,
+            )  # fmt: skip
+            try:
+                self._initialize(now)
+            except sqlite3.DatabaseError as again:
+                raise StoreError(f"{self.path}: cannot create database: {again}") from again
+
+    def _initialize(self, now: datetime) -> None:
+        conn = self._conn
+        if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                # Not executescript(): it would commit and leave this transaction.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                # Generations start from the clock, so a rebuilt store never repeats one
+                # that another process may still have cached.
+                conn.execute(
+                    "INSERT INTO meta VALUES ('created', ?), ('generation', ?)",
+                    (str(to_epoch(now)), str(int(now.timestamp() * 1000))),
+                )
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                log.info("store created path=%s schema=%d", self.path, SCHEMA_VERSION)
+            elif version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this "
+                    f"program's ({SCHEMA_VERSION}); upgrade feeds"
+                )
 
     # -- reads -------------------------------------------------------------------
 

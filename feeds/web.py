@@ -188,6 +188,15 @@ def healthz() -> Any:
     return response
 
 
+def only_get_and_head() -> Response | None:
+    """Everything here is read-only: any other method (OPTIONS too) gets 405."""
+    if request.method not in ("GET", "HEAD"):
+        response = _plain(405, "405 Method Not Allowed")
+        response.headers["Allow"] = "GET, HEAD"
+        return response
+    return None
+
+
 def common_headers(response: Response) -> Response:
     """Headers every response carries, errors included."""
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -56,13 +56,14 @@ def test_unchanged_directory_opens_no_file(
     store: Store, real_seed_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sync(store, real_seed_dir)
+    generation = store.generation()
     opened: list[str] = []
     real_read = scan.read_seed
     monkeypatch.setattr(scan, "read_seed", lambda s, m: opened.append(s.name) or real_read(s, m))
     report = sync(store, real_seed_dir)
     assert opened == []
     assert (report.files_read, report.files_skipped, report.new, report.changed) == (0, 1, (), ())
-    assert store.snapshot().generation == 1  # nothing visible changed
+    assert store.generation() == generation  # nothing visible changed
 
 
 def test_touched_but_identical_file_is_read_not_parsed(
@@ -297,3 +298,31 @@ def test_real_seed_is_the_default_data() -> None:
     shared = REAL_SEED.parent.parent.parent / "shared" / "seeds" / REAL_SEED.name
     if shared.exists():
         assert shared.read_bytes() == REAL_SEED.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"this is not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 8000],
+    ids=["garbage", "truncated-header"],
+)
+def test_corrupt_database_is_rebuilt_with_the_same_ids(
+    tmp_path: Path, real_seed_dir: Path, damage: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    first = Store(path)
+    first.initialize(datetime(2026, 1, 1, tzinfo=UTC))
+    sync(first, real_seed_dir)
+    ids = {r.id for r in first.snapshot().releases}
+    old_generation = first.generation()
+    first.close()
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    path.write_bytes(damage)
+
+    rebuilt = Store(path)
+    rebuilt.initialize(datetime(2026, 1, 2, tzinfo=UTC))
+    sync(rebuilt, real_seed_dir)
+    assert {r.id for r in rebuilt.snapshot().releases} == ids
+    assert rebuilt.generation() != old_generation  # no other process may mistake it
+    assert "rebuilding from the seeds" in caplog.text
+    assert list(tmp_path.glob("db.sqlite3.corrupt-*"))

@@ -143,3 +143,28 @@ def test_errors_never_show_a_traceback(app: Flask) -> None:
     response = app.test_client().get("/boom")
     assert response.status_code == 500
     assert b"secret" not in response.data and b"Traceback" not in response.data
+
+
+def test_trusted_hosts_refuse_other_hosts(
+    make_app: Callable[..., Flask], real_seed_dir: Path
+) -> None:
+    client = make_app(real_seed_dir, trusted_hosts="feeds.example.org").test_client()
+    assert client.get("/feeds/all.atom", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/feeds/all.atom", headers={"Host": "feeds.example.org"}).status_code == 200
+
+
+def test_every_method_but_get_and_head_is_refused(client: FlaskClient) -> None:
+    for method in ["OPTIONS", "PUT", "DELETE", "PATCH"]:
+        response = client.open("/", method=method)
+        assert response.status_code == 405, method
+        assert response.headers["Allow"] == "GET, HEAD"
+
+
+def test_html_pages_carry_security_headers(client: FlaskClient) -> None:
+    page = client.get("/")
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src 'sha256-" in policy
+    assert "unsafe-inline" not in policy.split("script-src", 1)[1].split(";", 1)[0]
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    for path in ["/", "/feeds/all.atom", "/feeds/nope.atom", "/healthz"]:
+        assert client.get(path).headers["X-Content-Type-Options"] == "nosniff", path
