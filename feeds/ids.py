@@ -9,6 +9,7 @@ subscribers already hold: don't.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -28,6 +29,7 @@ def normalize_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of agencies, named on every release
 def agency_slug(name: str) -> str:
     """Lowercase ASCII letters, digits and hyphens for an agency name.
 

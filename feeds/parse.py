@@ -52,16 +52,6 @@ MAX_PROBLEMS_PER_FILE = 50
 
 
 @dataclass(frozen=True, slots=True)
-class _Paragraph:
-    line: int  # 1-based line of its first line
-    lines: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-@dataclass(frozen=True, slots=True)
 class _Source:
     agency: str
     channel: str | None
@@ -73,28 +63,20 @@ def split_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _paragraphs(lines: list[str]) -> list[_Paragraph]:
-    paragraphs: list[_Paragraph] = []
-    current: list[str] = []
-    start = 0
-    for number, line in enumerate(lines, start=1):
-        if line.strip():  # str.strip() also removes a lone non-breaking space
-            if not current:
-                start = number
-            current.append(line.rstrip())
-        elif current:
-            paragraphs.append(_Paragraph(start, tuple(current)))
-            current = []
-    if current:
-        paragraphs.append(_Paragraph(start, tuple(current)))
-    return paragraphs
+#: Trailing whitespace of every line (``\r`` of CRLF, spaces, a lone NBSP): after removing
+#: it, blank lines are empty and paragraphs are separated by two or more ``\n``.
+_TRAILING_SPACE = re.compile(r"[^\S\n]+(?=\n|\Z)")
+_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+#: A one-line paragraph starting with "Source:" (checked for the exact "Source: " below).
+#: The text is padded with "\n\n" on both sides, so every paragraph has a break around it.
+_SOURCE_PARAGRAPH = re.compile(r"(?<=\n\n)Source:[^\n]*(?=\n\n)")
 
 
-def _source(paragraph: _Paragraph) -> _Source | None:
-    """The agency and channel if this paragraph is a Source line, else None."""
-    if len(paragraph.lines) != 1 or not paragraph.lines[0].startswith(_SOURCE_PREFIX):
+def _source(line: str) -> _Source | None:
+    """The agency and channel if ``line`` is a Source line, else None."""
+    if not line.startswith(_SOURCE_PREFIX):
         return None
-    value = paragraph.lines[0][len(_SOURCE_PREFIX) :].strip()
+    value = line[len(_SOURCE_PREFIX) :].strip()
     channel: str | None = None
     match = _CHANNEL.match(value)
     if match and match.group(1).strip():
@@ -137,88 +119,111 @@ def _clean(text: str, path: str, problems: list[Problem]) -> str:
     return _XML_INVALID.sub("", text)
 
 
+class _Lines:
+    """Line numbers of offsets into the padded text, counted forward incrementally."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.offset = 0
+        self.line = -1  # the two padding newlines come before line 1
+
+    def at(self, offset: int) -> int:
+        if offset < self.offset:  # rare: problems reported out of order
+            return self.text.count("\n", 0, offset) - 1
+        self.line += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
+
+
+def _split(padded: str, start: int, end: int) -> tuple[int, list[str]]:
+    """Paragraphs of ``padded[start:end]``, and the offset of the last one (-1 if none)."""
+    region = padded[start:end].strip("\n")
+    if not region:
+        return -1, []
+    parts = _PARAGRAPH_BREAK.split(region)
+    last_end = start + len(padded[start:end].rstrip("\n"))
+    return last_end - len(parts[-1]), parts
+
+
 def parse(text: str, path: str) -> tuple[list[Draft], list[Problem]]:
-    """Parse one seed file's text. Never raises on any ``str`` input."""
+    """Parse one seed file's text. Never raises on any ``str`` input.
+
+    Works on the whole text with regexes, release by release, never line by line:
+    this is the hot loop of a sync and must stay close to a plain regex split.
+    """
     problems: list[Problem] = []
     text = _clean(text, path, problems)
-    paragraphs = _paragraphs(split_lines(text))
-    sources = [(i, s) for i, p in enumerate(paragraphs) if (s := _source(p)) is not None]
-    for paragraph in paragraphs:
-        first = paragraph.lines[0]
-        if (
-            len(paragraph.lines) == 1
-            # Lines are right-stripped, so "Source: " with nothing after it reads "Source:".
-            and (first.startswith(_SOURCE_PREFIX) or first == _SOURCE_PREFIX.rstrip())
-            and not _source(paragraph)
-        ):
-            problems.append(Problem(path, paragraph.line, "Source line names no agency"))
+    padded = "\n\n" + _TRAILING_SPACE.sub("", text) + "\n\n"
+    lines = _Lines(padded)
+    sources: list[tuple[int, int, _Source]] = []  # (start, end, source)
+    for match in _SOURCE_PARAGRAPH.finditer(padded):
+        source = _source(match.group())
+        if source is None:
+            if match.group() == "Source:":
+                problems.append(
+                    Problem(path, lines.at(match.start()), "Source line names no agency")
+                )
+            continue
+        sources.append((match.start(), match.end(), source))
 
     if not sources:
-        if paragraphs:
+        if padded.strip("\n"):
+            first_text = len(padded) - len(padded.lstrip("\n"))
             problems.append(
-                Problem(path, paragraphs[0].line, "no 'Source: ' line; nothing published")
+                Problem(path, lines.at(first_text), "no 'Source: ' line; nothing published")
             )
         elif not text.strip():
             problems.append(Problem(path, 0, "file is empty"))
         return [], _capped(problems, path)
 
-    # A release starts at the paragraph right before its Source paragraph. Find the
-    # usable starts first so that each body runs up to the next release's title.
-    starts: list[tuple[int, _Source]] = []
-    for index, source in sources:
-        title_index = index - 1
-        if title_index < 0:
-            problems.append(
-                Problem(path, paragraphs[index].line, "Source line has no title before it")
-            )
-            continue
-        if _source(paragraphs[title_index]) is not None:
-            problems.append(
-                Problem(
-                    path,
-                    paragraphs[index].line,
-                    "Source line follows another Source line; no title",
-                )
-            )
-            continue
-        starts.append((title_index, source))
-
-    if not starts:
-        return [], _capped(problems, path)
-
-    first_title = starts[0][0]
-    if first_title > 0:
-        problems.append(
-            Problem(
-                path,
-                paragraphs[0].line,
-                "text before the first release is not published",
-            )
-        )
-
     drafts: list[Draft] = []
-    for number, (title_index, source) in enumerate(starts):
-        end = starts[number + 1][0] if number + 1 < len(starts) else len(paragraphs)
-        # A Source paragraph that could not start a release was reported above.
-        body = [p for p in paragraphs[title_index + 2 : end] if _source(p) is None]
-        drafts.append(_draft(paragraphs[title_index], source, body))
+    previous: tuple[int, _Source, str] | None = None  # title offset, source, title
+    body_start = 0
+    for start, end, source in sources:
+        title_at, region = _split(padded, body_start, start)
+        if not region:
+            message = (
+                "Source line follows another Source line; no title"
+                if body_start > 0
+                else "Source line has no title before it"
+            )
+            problems.append(Problem(path, lines.at(start), message))
+            body_start = end
+            continue
+        if previous is not None:
+            drafts.append(_draft(previous, region[:-1], lines))
+        else:
+            first_text = len(padded) - len(padded.lstrip("\n"))
+            if first_text < title_at:  # paragraphs, or refused Source lines, before it
+                problems.append(
+                    Problem(
+                        path,
+                        lines.at(first_text),
+                        "text before the first release is not published",
+                    )
+                )
+        previous = (title_at, source, region[-1])
+        body_start = end
+    if previous is not None:
+        drafts.append(_draft(previous, _split(padded, body_start, len(padded))[1], lines))
     return drafts, _capped(problems, path)
 
 
-def _draft(title: _Paragraph, source: _Source, body: list[_Paragraph]) -> Draft:
-    date_line = parse_date_line(body[0].text) if body and len(body[0].lines) == 1 else None
+def _draft(release: tuple[int, _Source, str], body: list[str], lines: _Lines) -> Draft:
+    title_at, source, title = release
+    date_line = parse_date_line(body[0]) if body and "\n" not in body[0] else None
     if date_line is not None:
         body = body[1:]
-    published = date_line or (find_date(body[0].text) if body else None)
+    published = date_line or (find_date(body[0]) if body else None)
     return Draft(
         agency=source.agency,
         agency_slug=ids.agency_slug(source.agency),
         channel=source.channel,
-        title=" ".join(line.strip() for line in title.lines),
+        title=" ".join(part.strip() for part in title.split("\n")),
         date_line=date_line,
         published=published,
-        paragraphs=tuple(p.text for p in body),
-        line=title.line,
+        paragraphs=tuple(body),
+        line=lines.at(title_at),
     )
 
 
