@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask
 
 from feeds import config as config_module
-from feeds import schedule, web
+from feeds import schedule, web, websub
 from feeds.config import Config
 from feeds.site import Site
 from feeds.store import Store
@@ -42,7 +42,11 @@ def create_app(
     configure_logging(config)
     store = Store(config.database)
     store.initialize(utcnow())
-    locked_sync(store, config.seed_dir, config.lock_path, max_file_bytes=config.max_file_bytes)
+    report = locked_sync(
+        store, config.seed_dir, config.lock_path, max_file_bytes=config.max_file_bytes
+    )
+    # Changes found while the service was down reach WebSub subscribers too.
+    websub.after_sync_in_background(report, config.websub_hub, config.base_url)
 
     app = Flask(__name__)
     app.config["FEEDS"] = config

@@ -100,8 +100,16 @@ def members(snapshot: Snapshot, selection: Selection) -> list[Release]:
 
 
 def newest_first(releases: list[Release]) -> list[Release]:
-    """Most recently changed first; among equals, the later-seen first. A total order."""
-    return sorted(releases, key=lambda r: (r.updated, r.seq), reverse=True)
+    """Most recently changed first. A total order.
+
+    Among releases changed at the same moment, corrections come before new arrivals,
+    then the later-seen first: when one sync brings more than a page of changes, a
+    new release can still be found through its new archive page, a correction of an
+    archived one only here.
+    """
+    return sorted(
+        releases, key=lambda r: (r.updated, r.updated != r.first_seen, r.seq), reverse=True
+    )
 
 
 def subscription_entries(feed_members: list[Release], page_size: int) -> list[Release]:

@@ -170,10 +170,10 @@ def _sync(config: Config) -> int:
         ("files read", report.files_read),
         ("files unchanged", report.files_skipped),
         ("files w/ problems", len({p.path for p in report.problems})),
-        ("releases new", len(report.new)),
-        ("releases changed", len(report.changed)),
-        ("releases gone", len(report.gone)),
-        ("releases back", len(report.returned)),
+        ("releases new", report.count("new")),
+        ("releases changed", report.count("changed")),
+        ("releases gone", report.count("gone")),
+        ("releases back", report.count("returned")),
         ("problems", len(report.problems)),
     ]
     for label, value in rows:

@@ -89,6 +89,11 @@ class Agency:
     present_count: int = 0
 
 
+#: Most IDs a sync report lists per outcome: a first sync of 100,000 releases must not
+#: hold them all in memory just to report them.
+SAMPLE_IDS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class SyncReport:
     """What one sync did, for logs, the CLI and ``/healthz``."""
@@ -100,19 +105,26 @@ class SyncReport:
     files_read: int = 0
     files_skipped: int = 0
     new: tuple[str, ...] = ()
+    """IDs of new releases (at most :data:`SAMPLE_IDS`; ``counts`` has the totals)."""
     changed: tuple[str, ...] = ()
     gone: tuple[str, ...] = ()
     returned: tuple[str, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    """Totals by outcome: ``new``, ``changed``, ``gone``, ``returned``."""
     problems: tuple[Problem, ...] = ()
     agencies: tuple[str, ...] = ()
     """Slugs of the agencies whose feeds changed (for WebSub pings)."""
     error: str | None = None
     generation: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
         return (self.finished - self.started).total_seconds()
+
+    def count(self, outcome: str) -> int:
+        """How many releases had ``outcome`` (new, changed, gone, returned)."""
+        listed: tuple[str, ...] = getattr(self, outcome)
+        return self.counts.get(outcome, len(listed))
 
     def summary(self) -> str:
         """One key=value line, for logs."""
@@ -120,8 +132,9 @@ class SyncReport:
             return f"sync failed error={self.error!r} seconds={self.seconds:.3f}"
         return (
             f"sync ok files={self.files_seen} read={self.files_read} "
-            f"skipped={self.files_skipped} new={len(self.new)} changed={len(self.changed)} "
-            f"gone={len(self.gone)} returned={len(self.returned)} "
+            f"skipped={self.files_skipped} new={self.count('new')} "
+            f"changed={self.count('changed')} gone={self.count('gone')} "
+            f"returned={self.count('returned')} "
             f"problems={len(self.problems)} seconds={self.seconds:.3f}"
         )
 

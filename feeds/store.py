@@ -1,12 +1,17 @@
 """The SQLite store: the only module that runs SQL.
 
 Keeps, per release, the latest winning draft plus what the service owns
-(number, first seen, last content change, content hash, presence); per agency
-its first sighting and the last time a release left it; per seed file its
-fingerprint and content hash; parsed content by hash (so a renamed or
-unchanged file is not parsed again); the problems of the last sync; and a
-short sync log. One sync is one write transaction; readers take a snapshot
-in one read transaction, so they see the state before or after a sync.
+(number, first seen, last content change, content hash, presence, last
+departure); per agency its first sighting; per seed file its fingerprint and
+content hash; the releases and problems parsed from each distinct content (so a
+renamed or unchanged file is not parsed again); the problems of the last sync;
+and a short sync log.
+
+A sync streams: :class:`SyncSession` takes one file at a time, and deciding
+what is new, changed, gone or back happens in SQL over the stored copies, so a
+sync's memory does not grow with the corpus. One sync is one write
+transaction; readers take a snapshot in one read transaction, so they see the
+state before or after a sync, never a mix.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,7 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from feeds.errors import FeedsError
-from feeds.model import Agency, Draft, Fingerprint, Problem, Release, Snapshot, SyncReport
+from feeds.model import (
+    SAMPLE_IDS,
+    Agency,
+    Draft,
+    Fingerprint,
+    Problem,
+    Release,
+    Snapshot,
+    SyncReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +69,26 @@ CREATE TABLE files (
     inode INTEGER NOT NULL,
     sha256 TEXT NOT NULL
 );
-CREATE TABLE parsed (
-    sha256 TEXT PRIMARY KEY,
-    drafts TEXT NOT NULL,
-    problems TEXT NOT NULL
+CREATE INDEX files_sha256 ON files(sha256);
+CREATE TABLE contents (sha256 TEXT PRIMARY KEY);
+CREATE TABLE content_problems (
+    sha256 TEXT NOT NULL REFERENCES contents(sha256) ON DELETE CASCADE,
+    line INTEGER NOT NULL,
+    message TEXT NOT NULL
 );
+CREATE INDEX content_problems_sha256 ON content_problems(sha256);
+CREATE TABLE copies (
+    sha256 TEXT NOT NULL REFERENCES contents(sha256) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    agency_slug TEXT NOT NULL,
+    agency TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    weight INTEGER NOT NULL,
+    draft TEXT NOT NULL,
+    PRIMARY KEY (sha256, idx)
+);
+CREATE INDEX copies_id ON copies(id);
 CREATE TABLE problems (path TEXT NOT NULL, line INTEGER NOT NULL, message TEXT NOT NULL);
 CREATE TABLE syncs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -88,42 +117,14 @@ class FileRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Parsed:
-    """What parsing one file's content gave; kept by content hash, without the file name."""
+class Copy:
+    """One release as one content holds it, ready to store."""
 
-    drafts: tuple[Draft, ...]
-    problems: tuple[tuple[int, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseState:
-    """What sync needs to know about a stored release to decide what changed."""
-
-    seq: int
-    content_hash: str
-    first_seen: datetime
-    updated: datetime
-    present: bool
+    id: str
     draft: Draft
-    left_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """Everything one sync writes, applied in one transaction by :meth:`Store.apply`."""
-
-    releases: tuple[Release, ...]
-    """Release rows to insert or replace."""
-    agencies: tuple[Agency, ...]
-    """Agency rows to insert or replace."""
-    files: tuple[FileRow, ...] | None
-    """The complete set of file rows after this sync; None when no file changed."""
-    parsed: tuple[tuple[str, Parsed], ...]
-    """Newly parsed contents by sha256."""
-    problems: tuple[Problem, ...]
-    report: SyncReport
-    visible: bool
-    """Whether readers see a difference (bumps the generation)."""
+    content_hash: str
+    weight: int
+    """How much text it has: among copies of one release, the heaviest wins."""
 
 
 def to_epoch(moment: datetime) -> int:
@@ -144,7 +145,6 @@ def draft_to_json(draft: Draft) -> str:
             "date_line": draft.date_line.isoformat() if draft.date_line else None,
             "published": draft.published.isoformat() if draft.published else None,
             "paragraphs": list(draft.paragraphs),
-            "line": draft.line,
         },
         ensure_ascii=False,
         sort_keys=True,
@@ -160,7 +160,7 @@ def _draft_from(obj: dict[str, Any]) -> Draft:
         date_line=date.fromisoformat(obj["date_line"]) if obj["date_line"] else None,
         published=date.fromisoformat(obj["published"]) if obj["published"] else None,
         paragraphs=tuple(obj["paragraphs"]),
-        line=obj["line"],
+        line=0,  # where a copy sat in its file is not kept: it is no part of the release
     )
 
 
@@ -178,10 +178,10 @@ def _report_to_json(report: SyncReport) -> str:
             "files_seen": report.files_seen,
             "files_read": report.files_read,
             "files_skipped": report.files_skipped,
-            "new": len(report.new),
-            "changed": len(report.changed),
-            "gone": len(report.gone),
-            "returned": len(report.returned),
+            "new": report.count("new"),
+            "changed": report.count("changed"),
+            "gone": report.count("gone"),
+            "returned": report.count("returned"),
             "problems": len(report.problems),
             "seconds": round(report.seconds, 6),
         },
@@ -309,46 +309,6 @@ class Store:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return int(row[0])
 
-    def files(self) -> dict[str, FileRow]:
-        rows = self._conn.execute("SELECT name, size, mtime_ns, inode, sha256 FROM files")
-        return {r[0]: FileRow(r[0], Fingerprint(r[1], r[2], r[3]), r[4]) for r in rows}
-
-    def parsed(self, sha256: str) -> Parsed | None:
-        row = self._conn.execute(
-            "SELECT drafts, problems FROM parsed WHERE sha256 = ?", (sha256,)
-        ).fetchone()
-        if row is None:
-            return None
-        return Parsed(
-            tuple(_draft_from(d) for d in json.loads(row[0])),
-            tuple((int(line), str(msg)) for line, msg in json.loads(row[1])),
-        )
-
-    def release_states(self) -> dict[str, ReleaseState]:
-        rows = self._conn.execute(
-            "SELECT id, seq, content_hash, first_seen, updated, present, draft, left_at "
-            "FROM releases"
-        )
-        return {
-            r[0]: ReleaseState(
-                r[1],
-                r[2],
-                from_epoch(r[3]),
-                from_epoch(r[4]),
-                bool(r[5]),
-                draft_from_json(r[6]),
-                from_epoch(r[7]) if r[7] is not None else None,
-            )
-            for r in rows
-        }
-
-    def max_seq(self) -> int:
-        return int(self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM releases").fetchone()[0])
-
-    def agencies(self) -> dict[str, Agency]:
-        rows = self._conn.execute("SELECT slug, name, first_seen FROM agencies")
-        return {r[0]: Agency(r[0], r[1], from_epoch(r[2])) for r in rows}
-
     def snapshot(self) -> Snapshot:
         """Agencies and every release, read in one transaction."""
         with self._read() as conn:
@@ -415,76 +375,21 @@ class Store:
 
     # -- writes ------------------------------------------------------------------
 
-    def apply(self, changes: Changes) -> int:
-        """Write one sync's outcome in one transaction; returns the generation after it."""
+    @contextmanager
+    def sync_session(self, now: datetime) -> Iterator[SyncSession]:
+        """One sync as one write transaction: committed if the block ends, else rolled back."""
         with self._write() as conn:
-            generation = int(
-                conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
-            )
-            conn.executemany(
-                "INSERT OR REPLACE INTO agencies (slug, name, first_seen) VALUES (?, ?, ?)",
-                [(a.slug, a.name, to_epoch(a.first_seen)) for a in changes.agencies],
-            )
-            conn.executemany(
-                "INSERT OR REPLACE INTO releases "
-                "(id, seq, agency_slug, draft, content_hash, first_seen, updated, present, "
-                "left_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.id,
-                        r.seq,
-                        r.draft.agency_slug,
-                        draft_to_json(r.draft),
-                        r.content_hash,
-                        to_epoch(r.first_seen),
-                        to_epoch(r.updated),
-                        int(r.present),
-                        to_epoch(r.left_at) if r.left_at else None,
-                    )
-                    for r in changes.releases
-                ],
-            )
-            conn.executemany(
-                "INSERT OR REPLACE INTO parsed (sha256, drafts, problems) VALUES (?, ?, ?)",
-                [
-                    (
-                        sha,
-                        "[" + ",".join(draft_to_json(d) for d in p.drafts) + "]",
-                        json.dumps([list(x) for x in p.problems], ensure_ascii=False),
-                    )
-                    for sha, p in changes.parsed
-                ],
-            )
-            if changes.files is not None:
-                conn.execute("DELETE FROM files")
-                conn.executemany(
-                    "INSERT INTO files (name, size, mtime_ns, inode, sha256) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (
-                            f.name,
-                            f.fingerprint.size,
-                            f.fingerprint.mtime_ns,
-                            f.fingerprint.inode,
-                            f.sha256,
-                        )
-                        for f in changes.files
-                    ],
-                )
-                # Parsed content no file refers to any more is only a cache entry: drop it.
-                conn.execute("DELETE FROM parsed WHERE sha256 NOT IN (SELECT sha256 FROM files)")
-            conn.execute("DELETE FROM problems")
-            conn.executemany(
-                "INSERT INTO problems (path, line, message) VALUES (?, ?, ?)",
-                [(p.path, p.line, p.message) for p in changes.problems],
-            )
-            if changes.visible:
-                generation += 1
-                conn.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),)
-                )
-            self._log_sync(conn, changes.report)
-        return generation
+            yield SyncSession(conn, now)
+
+    def listing_digest(self) -> str | None:
+        """The digest of the seed directory listing after the last complete sync."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'listing'").fetchone()
+        return str(row[0]) if row else None
+
+    def record_unchanged(self, report: SyncReport) -> None:
+        """Log a sync that found nothing to read (the listing digest matched)."""
+        with self._write() as conn:
+            self._log_sync(conn, report)
 
     def record_failure(self, report: SyncReport) -> None:
         """Log a failed sync; nothing else changes, so the last good state keeps serving."""
@@ -507,6 +412,212 @@ class Store:
         )
 
 
-def problems_for(name: str, parsed: Iterable[tuple[int, str]]) -> list[Problem]:
-    """Attach a file name to stored (line, message) pairs."""
-    return [Problem(name, line, message) for line, message in parsed]
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What :meth:`SyncSession.reconcile` decided."""
+
+    counts: dict[str, int]
+    samples: dict[str, list[str]]
+    """Up to :data:`~feeds.model.SAMPLE_IDS` IDs per outcome."""
+    agencies: list[str]
+    """Slugs of agencies whose feeds changed."""
+    visible: bool
+    """Whether readers see any difference."""
+
+
+class SyncSession:
+    """The write side of one sync, inside its transaction: files in, outcome out.
+
+    Feed it every file of the listing (:meth:`keep_file` or :meth:`put_file`), then
+    call :meth:`reconcile`. Nothing is visible to readers before the commit.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, now: datetime) -> None:
+        self._conn = conn
+        self.now = to_epoch(now)
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (name TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM seen")
+
+    def file(self, name: str) -> FileRow | None:
+        """The file as last read successfully, if its content is still stored."""
+        row = self._conn.execute(
+            "SELECT f.size, f.mtime_ns, f.inode, f.sha256 FROM files f "
+            "JOIN contents c ON c.sha256 = f.sha256 WHERE f.name = ?",
+            (name,),
+        ).fetchone()
+        return FileRow(name, Fingerprint(row[0], row[1], row[2]), row[3]) if row else None
+
+    def has_content(self, sha256: str) -> bool:
+        return (
+            self._conn.execute("SELECT 1 FROM contents WHERE sha256 = ?", (sha256,)).fetchone()
+            is not None
+        )
+
+    def add_content(self, sha256: str, copies: list[Copy], problems: list[Problem]) -> None:
+        """Store what parsing one content gave: its releases and its problems (by line)."""
+        self._conn.execute("INSERT OR IGNORE INTO contents (sha256) VALUES (?)", (sha256,))
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO copies "
+            "(sha256, idx, id, agency_slug, agency, content_hash, weight, draft) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (sha256, idx, c.id, c.draft.agency_slug, c.draft.agency, c.content_hash, c.weight,
+                 draft_to_json(c.draft))
+                for idx, c in enumerate(copies)
+            ],
+        )  # fmt: skip
+        self._conn.executemany(
+            "INSERT INTO content_problems (sha256, line, message) VALUES (?, ?, ?)",
+            [(sha256, p.line, p.message) for p in problems],
+        )
+
+    def keep_file(self, name: str) -> None:
+        """The file is still there and its stored row stays as it is."""
+        self._conn.execute("INSERT OR IGNORE INTO seen (name) VALUES (?)", (name,))
+
+    def put_file(self, row: FileRow) -> None:
+        """The file was read: remember its fingerprint and content."""
+        fp = row.fingerprint
+        self._conn.execute(
+            "INSERT OR REPLACE INTO files (name, size, mtime_ns, inode, sha256) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (row.name, fp.size, fp.mtime_ns, fp.inode, row.sha256),
+        )
+        self.keep_file(row.name)
+
+    def reconcile(self, problems: list[Problem]) -> Outcome:
+        """Decide and write what is new, changed, gone and back; returns counts and sample IDs.
+
+        Among several copies of one release the heaviest wins (most text, then the
+        highest content hash): content decides, never a file name or order. New
+        releases are numbered in reading order (file name, then place in the file).
+        """
+        conn = self._conn
+        conn.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM seen)")
+        conn.execute("DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM files)")
+        conn.execute("DROP TABLE IF EXISTS temp.win")
+        conn.execute(
+            "CREATE TEMP TABLE win AS SELECT * FROM ("
+            " SELECT c.id, c.agency_slug, c.agency, c.content_hash, c.draft,"
+            "  ROW_NUMBER() OVER (PARTITION BY c.id ORDER BY c.weight DESC,"
+            "   c.content_hash DESC, c.draft DESC) AS rank,"
+            "  FIRST_VALUE(f.name) OVER (PARTITION BY c.id ORDER BY f.name, c.idx) AS first_file,"
+            "  FIRST_VALUE(c.idx) OVER (PARTITION BY c.id ORDER BY f.name, c.idx) AS first_idx"
+            " FROM copies c JOIN files f ON f.sha256 = c.sha256"
+            ") WHERE rank = 1"
+        )
+        conn.execute("CREATE UNIQUE INDEX temp.win_id ON win(id)")
+        conn.execute("DROP TABLE IF EXISTS temp.outcome")
+        conn.execute(
+            "CREATE TEMP TABLE outcome AS"
+            " SELECT w.id,"
+            "  CASE WHEN r.id IS NULL THEN 'new'"
+            "   WHEN r.content_hash != w.content_hash THEN 'changed'"
+            "   WHEN NOT r.present THEN 'returned'"
+            "   WHEN r.draft != w.draft OR r.agency_slug != w.agency_slug THEN 'rewritten'"
+            "   ELSE 'same' END AS kind,"
+            "  COALESCE(r.present, 1) AS was_present"
+            " FROM win w LEFT JOIN releases r ON r.id = w.id"
+            " UNION ALL SELECT id, 'gone', 1 FROM releases"
+            "  WHERE present AND id NOT IN (SELECT id FROM win)"
+        )
+        counts: dict[str, int] = {}
+        samples: dict[str, list[str]] = {}
+        queries = {
+            "new": "kind = 'new'",
+            "changed": "kind = 'changed'",
+            "gone": "kind = 'gone'",
+            "returned": "kind IN ('changed', 'returned') AND NOT was_present",
+        }
+        for outcome, where in queries.items():
+            counts[outcome] = conn.execute(
+                f"SELECT COUNT(*) FROM outcome WHERE {where}"
+            ).fetchone()[0]
+            samples[outcome] = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM outcome WHERE {where} ORDER BY rowid LIMIT {SAMPLE_IDS}"
+                )
+            ]
+        written = conn.execute("SELECT COUNT(*) FROM outcome WHERE kind != 'same'").fetchone()[0]
+        touched = sorted(
+            r[0]
+            for r in conn.execute(
+                "SELECT w.agency_slug FROM outcome o JOIN win w ON w.id = o.id"
+                " WHERE o.kind != 'same'"
+                " UNION SELECT r.agency_slug FROM outcome o JOIN releases r ON r.id = o.id"
+                " WHERE o.kind != 'same'"
+            )
+        )
+
+        agencies_before = conn.total_changes
+        conn.execute(
+            "INSERT INTO agencies (slug, name, first_seen)"
+            " SELECT agency_slug, agency, ? FROM ("
+            "  SELECT agency_slug, agency, ROW_NUMBER() OVER (PARTITION BY agency_slug"
+            "   ORDER BY COUNT(*) DESC, agency) AS rank"
+            "  FROM win GROUP BY agency_slug, agency"
+            " ) WHERE rank = 1"
+            " ON CONFLICT (slug) DO UPDATE SET name = excluded.name"
+            " WHERE agencies.name != excluded.name",
+            (self.now,),
+        )
+        agencies_changed = conn.total_changes - agencies_before
+        max_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM releases").fetchone()[0]
+        conn.execute(
+            "INSERT INTO releases"
+            " (id, seq, agency_slug, draft, content_hash, first_seen, updated, present, left_at)"
+            " SELECT w.id, ? + ROW_NUMBER() OVER (ORDER BY w.first_file, w.first_idx),"
+            "  w.agency_slug, w.draft, w.content_hash, ?, ?, 1, NULL"
+            " FROM win w JOIN outcome o ON o.id = w.id WHERE o.kind = 'new'",
+            (max_seq, self.now, self.now),
+        )
+        # A change is strictly newer than what readers hold, even within one second.
+        conn.execute(
+            "UPDATE releases SET draft = w.draft, content_hash = w.content_hash,"
+            " agency_slug = w.agency_slug, present = 1, updated = MAX(?, releases.updated + 1)"
+            " FROM win w JOIN outcome o ON o.id = w.id"
+            " WHERE w.id = releases.id AND o.kind = 'changed'",
+            (self.now,),
+        )
+        conn.execute(
+            "UPDATE releases SET draft = w.draft, agency_slug = w.agency_slug, present = 1"
+            " FROM win w JOIN outcome o ON o.id = w.id"
+            " WHERE w.id = releases.id AND o.kind IN ('returned', 'rewritten')"
+        )
+        conn.execute(
+            "UPDATE releases SET present = 0, left_at = ?"
+            " WHERE id IN (SELECT id FROM outcome WHERE kind = 'gone')",
+            (self.now,),
+        )
+        conn.execute("DELETE FROM problems")
+        conn.executemany(
+            "INSERT INTO problems (path, line, message) VALUES (?, ?, ?)",
+            [(p.path, p.line, p.message) for p in problems],
+        )
+        conn.execute(
+            "INSERT INTO problems (path, line, message)"
+            " SELECT f.name, p.line, p.message FROM files f"
+            " JOIN content_problems p ON p.sha256 = f.sha256 ORDER BY f.name, p.rowid"
+        )
+        if written or agencies_changed:
+            generation = int(
+                conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+            )
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation + 1),)
+            )
+        conn.execute("DROP TABLE temp.win")
+        conn.execute("DROP TABLE temp.outcome")
+        return Outcome(counts, samples, touched, bool(written or agencies_changed))
+
+    def finish(self, report: SyncReport, listing_digest: str | None) -> int:
+        """Log the sync and remember the listing it saw; returns the generation."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing', ?)",
+            (listing_digest or "",),
+        )
+        Store._log_sync(self._conn, report)
+        return int(
+            self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+        )

@@ -52,14 +52,29 @@ def _not_modified(rep: Representation, etag: str) -> bool:
     return since is not None and rep.last_modified.replace(microsecond=0) <= since
 
 
+class _Response(Response):
+    """A response whose 304s keep ``Last-Modified``.
+
+    werkzeug drops it from every 304 as an entity header; DESIGN.md promises the same
+    validators on a 304, and clients that compare ``If-Modified-Since`` as an echoed
+    string need it back.
+    """
+
+    def get_wsgi_headers(self, environ: Any) -> Any:
+        headers = super().get_wsgi_headers(environ)
+        if self.status_code == 304 and "Last-Modified" in self.headers:
+            headers["Last-Modified"] = self.headers["Last-Modified"]
+        return headers
+
+
 def send(rep: Representation) -> Response:
     """The representation as a response: gzip if accepted, 304 if the client is current."""
     gzipped = request.accept_encodings["gzip"] > 0
     etag = rep.etag + "-gz" if gzipped else rep.etag
     if _not_modified(rep, etag):
-        response = Response(status=304)
+        response: Response = _Response(status=304)
     else:
-        response = Response(rep.gzipped if gzipped else rep.body, content_type=rep.content_type)
+        response = _Response(rep.gzipped if gzipped else rep.body, content_type=rep.content_type)
         if gzipped:
             response.headers["Content-Encoding"] = "gzip"
     response.set_etag(etag)

@@ -8,6 +8,7 @@ logged warning, never a sync.
 from __future__ import annotations
 
 import logging
+import threading
 import urllib.error
 import urllib.request
 from urllib.parse import urlencode
@@ -53,3 +54,11 @@ def after_sync(report: SyncReport, hub: str, base_url: str) -> None:
         urls = changed_feed_urls(report, base_url)
         if urls:
             publish(hub, urls)
+
+
+def after_sync_in_background(report: SyncReport, hub: str, base_url: str) -> None:
+    """:func:`after_sync` without waiting for the hub (used while the app starts)."""
+    if hub and report.ok and report.agencies:
+        threading.Thread(
+            target=after_sync, args=(report, hub, base_url), name="websub-ping", daemon=True
+        ).start()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from feeds import parse, scan
-from feeds.store import Store
+from feeds.store import Store, SyncSession
 from feeds.sync import sync
 
 from .conftest import REAL_SEED
@@ -269,11 +269,15 @@ def test_failed_sync_keeps_the_last_good_state(
     def explode(*args: object) -> object:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store, "apply", explode)
+    # Fails inside the transaction, after the new file's content was written.
+    monkeypatch.setattr(SyncSession, "reconcile", explode)
     report = sync(store, real_seed_dir)
     assert not report.ok and "disk on fire" in (report.error or "")
     assert store.snapshot() == before
     assert store.last_syncs(1)[0]["ok"] is False
+    monkeypatch.undo()
+    again = sync(store, real_seed_dir)  # nothing of the failed sync stuck: it all happens now
+    assert again.ok and again.count("new") == 1 and again.files_read == 1
 
 
 def test_store_rejects_a_newer_schema(tmp_path: Path) -> None:
