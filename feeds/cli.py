@@ -207,6 +207,12 @@ def _export(config: Config, out: Path) -> int:
     store = _open_store(config)
     if store is None:
         return 2
+    # Export what the seeds say now, not what the last sync happened to see.
+    synced = locked_sync(
+        store, config.seed_dir, config.lock_path, max_file_bytes=config.max_file_bytes
+    )
+    if not synced.ok:
+        print(f"feeds: sync failed: {synced.error}; exporting the last good state", file=sys.stderr)
     report = export.export(Site(store, config), out)
     print(f"exported {report.files} files ({report.bytes / 1e6:.1f} MB) to {out}")
     return 0

@@ -142,8 +142,10 @@ def choose() -> Response:
     extension = request.args.get("format", "atom")
     if extension not in FORMATS:
         raise BadRequestError("format", "one of atom, rss, json")
-    if not chosen:
-        raise BadRequestError("agency", "choose one or more agencies")
+    if not chosen:  # submitted with nothing ticked: back to the chooser
+        response = Response(status=303)
+        response.headers["Location"] = f"{_site().config.base_url}/#choose"
+        return response
     selection = _site().selection("+".join(chosen))
     response = Response(status=303)
     response.headers["Location"] = f"{_site().config.base_url}/feeds/{selection.name}.{extension}"
