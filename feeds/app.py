@@ -59,8 +59,7 @@ def create_app(
     if config.scheduler:
         scheduler = schedule.start(store, config)
         app.extensions["feeds.scheduler"] = scheduler
-        # wait=False: a sync in progress is one transaction; dying mid-way loses nothing.
-        atexit.register(lambda: scheduler.shutdown(wait=False) if scheduler.running else None)
+        atexit.register(schedule.stop, scheduler)
     log.info(
         "app ready seed_dir=%s database=%s base_url=%s",
         config.seed_dir,

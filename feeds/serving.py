@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from feeds import schedule
 from feeds.config import Config
 
 ACCESS_LOG_FORMAT = (
@@ -38,5 +39,5 @@ def worker_exit(server: Any, worker: Any) -> None:
     """Stop this worker's scheduler; a sync in flight is one transaction and loses nothing."""
     app = getattr(worker, "wsgi", None)
     scheduler = getattr(app, "extensions", {}).get("feeds.scheduler")
-    if scheduler is not None and scheduler.running:
-        scheduler.shutdown(wait=False)
+    if scheduler is not None:
+        schedule.stop(scheduler)

@@ -99,6 +99,9 @@ CREATE TABLE syncs (
 );
 """
 
+_TABLES = frozenset(
+    line.split()[2] for line in _SCHEMA.splitlines() if line.startswith("CREATE TABLE")
+)
 #: How many sync log rows to keep.
 SYNC_LOG_ROWS = 200
 
@@ -277,10 +280,15 @@ class Store:
 
     def _initialize(self, now: datetime) -> None:
         conn = self._conn
-        if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"quick_check: {check}")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            missing = _TABLES - tables
+            if missing:
+                raise sqlite3.DatabaseError(f"tables missing: {', '.join(sorted(missing))}")
         with self._write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:

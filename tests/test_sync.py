@@ -330,3 +330,17 @@ def test_corrupt_database_is_rebuilt_with_the_same_ids(
     assert rebuilt.generation() != old_generation  # no other process may mistake it
     assert "rebuilding from the seeds" in caplog.text
     assert list(tmp_path.glob("db.sqlite3.corrupt-*"))
+
+
+def test_database_with_missing_tables_is_rebuilt(
+    tmp_path: Path, real_seed_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as conn:  # right version number, wrong contents
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("PRAGMA user_version = 1")
+    store = Store(path)
+    store.initialize(datetime(2026, 1, 1, tzinfo=UTC))
+    report = sync(store, real_seed_dir)
+    assert report.ok and report.count("new") == 10
+    assert "tables missing" in caplog.text
