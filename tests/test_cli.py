@@ -40,9 +40,7 @@ def test_check_clean_directory(real_seed_dir: Path, capsys: pytest.CaptureFixtur
     assert "1 files, 10 releases, 0 problems" in captured.err
 
 
-def test_check_prints_path_line_message(
-    seed_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_check_prints_path_line_message(seed_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (seed_dir / "a.txt").write_text(
         "Preamble\n\nTitle\n\nSource: NATO\n\nBody\n\nx\x01y\n", encoding="utf-8"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.config import SETTINGS, load
+from feeds.config import SETTINGS, Setting, load
 from feeds.errors import ConfigError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -72,7 +72,7 @@ def test_unknown_override_is_refused() -> None:
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.variable)
-def test_every_setting_is_documented_in_the_readme(setting: object) -> None:
-    variable = getattr(setting, "variable")
+def test_every_setting_is_documented_in_the_readme(setting: Setting) -> None:
+    variable = setting.variable
     table_rows = re.findall(r"^\| `(FEEDS_[A-Z_]+)` \|", README.read_text(encoding="utf-8"), re.M)
     assert variable in table_rows

@@ -1,4 +1,7 @@
-"""Sync: seed directory → store. Incremental reads, what it reports, and bad files costing only themselves."""
+"""Sync: seed directory → store.
+
+Incremental reads, what a sync reports, and bad files costing only themselves.
+"""
 
 from __future__ import annotations
 
