@@ -21,6 +21,8 @@ def _bullet(line: str) -> str | None:
 
 def paragraph_html(paragraph: str) -> str:
     """One paragraph: runs of bullet lines become a list, other lines a ``<p>`` with breaks."""
+    if "\n" not in paragraph and _bullet(paragraph) is None:
+        return f"<p>{escape(paragraph.strip())}</p>"  # the common case, rendered per entry
     out: list[str] = []
     text: list[str] = []
     items: list[str] = []

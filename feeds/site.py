@@ -10,13 +10,14 @@ take their bytes from here.
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from feeds import catalog, pages, query, render
 from feeds.config import Config
@@ -47,15 +48,20 @@ class Representation:
     content_type: str
     last_modified: datetime
     max_age: int
+    http_date: str
+    """``last_modified`` as an HTTP date, formatted once rather than per request."""
 
     @classmethod
     def of(
         cls, body: bytes, content_type: str, last_modified: datetime, max_age: int
     ) -> Representation:
         digest = hashlib.sha256(body).hexdigest()[:32]
+        moment = last_modified.astimezone(UTC).replace(microsecond=0)
         # mtime=0: the same bytes always compress to the same bytes.
-        return cls(body, gzip.compress(body, 6, mtime=0), digest, content_type, last_modified,
-                   max_age)  # fmt: skip
+        return cls(
+            body, gzip.compress(body, 6, mtime=0), digest, content_type, moment, max_age,
+            email.utils.format_datetime(moment, usegmt=True),
+        )  # fmt: skip
 
 
 class Site:
@@ -95,9 +101,31 @@ class Site:
                         self._cache.popitem(last=False)
         return made
 
-    def selection(self, raw: str) -> query.Selection:
+    def hit(self, key: tuple[str, ...]) -> tuple[Snapshot, Representation | None]:
+        """The current snapshot and, if made already, the representation cached under ``key``.
+
+        The hot path of every request: one generation question, one dict lookup. Web
+        keys raw URLs here, so a repeated request does not even parse its URL again.
+        """
+        snapshot = self.snapshot()
+        with self._lock:
+            made = self._cache.get(key) if snapshot is self._snapshot else None
+            if made is not None:
+                self._cache.move_to_end(key)
+        return snapshot, made
+
+    def remember(self, key: tuple[str, ...], snapshot: Snapshot, made: Representation) -> None:
+        """Cache ``made`` under ``key`` if it was made from the current snapshot."""
+        with self._lock:
+            if snapshot is self._snapshot:
+                self._cache[key] = made
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+
+    def selection(self, raw: str, snapshot: Snapshot | None = None) -> query.Selection:
         """The feed a URL names; :class:`~feeds.errors.NotFoundError` if none."""
-        return query.select(raw, [a.slug for a in self.snapshot().agencies])
+        agencies = (snapshot or self.snapshot()).agencies
+        return query.select(raw, [a.slug for a in agencies])
 
     def _feed(self, doc: catalog.FeedDoc, extension: str, max_age: int) -> Representation:
         body = render.render(doc, extension, self.config.base_url, self.config.websub_hub or None)

@@ -44,12 +44,15 @@ def _plain(status: int, message: str) -> Response:
 
 
 def _not_modified(rep: Representation, etag: str) -> bool:
-    if "If-None-Match" in request.headers:
+    headers = request.headers
+    if "If-None-Match" in headers:
         tags = request.if_none_match
         # Either encoding's tag names this same version: the client's copy is current.
         return bool(tags.star_tag or tags.contains_weak(rep.etag) or tags.contains_weak(etag))
-    since = request.if_modified_since
-    return since is not None and rep.last_modified.replace(microsecond=0) <= since
+    if "If-Modified-Since" in headers:
+        since = request.if_modified_since
+        return since is not None and rep.last_modified <= since
+    return False
 
 
 class _Response(Response):
@@ -68,27 +71,34 @@ class _Response(Response):
 
 
 def send(rep: Representation) -> Response:
-    """The representation as a response: gzip if accepted, 304 if the client is current."""
-    gzipped = request.accept_encodings["gzip"] > 0
+    """The representation as a response: gzip if accepted, 304 if the client is current.
+
+    Every header value is ready-made on the representation; nothing is rendered,
+    compressed or formatted here.
+    """
+    accept = request.headers.get("Accept-Encoding", "")
+    gzipped = "gzip" in accept and request.accept_encodings["gzip"] > 0
     etag = rep.etag + "-gz" if gzipped else rep.etag
-    if _not_modified(rep, etag):
-        response: Response = _Response(status=304)
-    else:
-        response = _Response(rep.gzipped if gzipped else rep.body, content_type=rep.content_type)
-        if gzipped:
-            response.headers["Content-Encoding"] = "gzip"
-    response.set_etag(etag)
-    response.last_modified = rep.last_modified
-    response.headers["Cache-Control"] = f"public, max-age={rep.max_age}"
-    response.headers["Vary"] = "Accept-Encoding"
+    headers = [
+        ("ETag", f'"{etag}"'),
+        ("Last-Modified", rep.http_date),
+        ("Cache-Control", f"public, max-age={rep.max_age}"),
+        ("Vary", "Accept-Encoding"),
+    ]
     if rep.content_type == HTML:
-        response.headers["Content-Security-Policy"] = pages.SCRIPT_CSP
-        response.headers["Referrer-Policy"] = "no-referrer"
-    hub = _site().config.websub_hub
-    if hub and rep.content_type != HTML and rep.content_type.startswith("application/"):
-        response.headers.add("Link", f'<{hub}>; rel="hub"')
-        response.headers.add("Link", f'<{_site().config.base_url}{request.path}>; rel="self"')
-    return response
+        headers.append(("Content-Security-Policy", pages.SCRIPT_CSP))
+        headers.append(("Referrer-Policy", "no-referrer"))
+    else:
+        hub = _site().config.websub_hub
+        if hub:
+            headers.append(("Link", f'<{hub}>; rel="hub"'))
+            headers.append(("Link", f'<{_site().config.base_url}{request.path}>; rel="self"'))
+    if _not_modified(rep, etag):
+        return _Response(status=304, headers=headers)
+    headers.append(("Content-Type", rep.content_type))
+    if gzipped:
+        headers.append(("Content-Encoding", "gzip"))
+    return _Response(rep.gzipped if gzipped else rep.body, headers=headers)
 
 
 def _filters() -> query.Filters:
@@ -108,14 +118,20 @@ def _redirect(path: str) -> Response:
 
 @bp.get("/feeds/<spec>")
 def feed(spec: str) -> Response:
+    site = _site()
+    key = ("url", spec, request.query_string.decode("latin-1"))
+    snapshot, rep = site.hit(key)
+    if rep is not None:
+        return send(rep)
     match = _FEED.fullmatch(spec)
     if match is None:
         raise NotFoundError(f"no feed {spec!r}")
-    site = _site()
-    selection = site.selection(match["name"])
+    selection = site.selection(match["name"], snapshot)
     if selection.name != match["name"]:
         return _redirect(f"/feeds/{selection.name}.{match['ext']}")
-    return send(site.feed(selection, match["ext"], _filters()))
+    rep = site.feed(selection, match["ext"], _filters())
+    site.remember(key, snapshot, rep)
+    return send(rep)
 
 
 @bp.get("/feeds/<name>/archive/<spec>")
