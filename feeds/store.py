@@ -504,11 +504,14 @@ class SyncSession:
         conn.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM seen)")
         conn.execute("DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM files)")
         conn.execute("DROP TABLE IF EXISTS temp.win")
+        # Winners are chosen on small columns; their drafts are fetched by key afterwards,
+        # so the sort never carries the release texts.
         conn.execute(
-            "CREATE TEMP TABLE win AS SELECT * FROM ("
-            " SELECT c.id, c.agency_slug, c.agency, c.content_hash, c.draft,"
+            "CREATE TEMP TABLE win AS SELECT id, sha256, idx, agency_slug, agency, content_hash,"
+            " first_file, first_idx FROM ("
+            " SELECT c.id, c.sha256, c.idx, c.agency_slug, c.agency, c.content_hash,"
             "  ROW_NUMBER() OVER (PARTITION BY c.id ORDER BY c.weight DESC,"
-            "   c.content_hash DESC, c.draft DESC) AS rank,"
+            "   c.content_hash DESC, c.sha256 DESC, c.idx DESC) AS rank,"
             "  FIRST_VALUE(f.name) OVER (PARTITION BY c.id ORDER BY f.name, c.idx) AS first_file,"
             "  FIRST_VALUE(c.idx) OVER (PARTITION BY c.id ORDER BY f.name, c.idx) AS first_idx"
             " FROM copies c JOIN files f ON f.sha256 = c.sha256"
@@ -522,13 +525,15 @@ class SyncSession:
             "  CASE WHEN r.id IS NULL THEN 'new'"
             "   WHEN r.content_hash != w.content_hash THEN 'changed'"
             "   WHEN NOT r.present THEN 'returned'"
-            "   WHEN r.draft != w.draft OR r.agency_slug != w.agency_slug THEN 'rewritten'"
+            "   WHEN r.draft != c.draft OR r.agency_slug != w.agency_slug THEN 'rewritten'"
             "   ELSE 'same' END AS kind,"
             "  COALESCE(r.present, 1) AS was_present"
-            " FROM win w LEFT JOIN releases r ON r.id = w.id"
+            " FROM win w JOIN copies c ON c.sha256 = w.sha256 AND c.idx = w.idx"
+            " LEFT JOIN releases r ON r.id = w.id"
             " UNION ALL SELECT id, 'gone', 1 FROM releases"
             "  WHERE present AND id NOT IN (SELECT id FROM win)"
         )
+        conn.execute("CREATE INDEX temp.outcome_id ON outcome(id)")
         counts: dict[str, int] = {}
         samples: dict[str, list[str]] = {}
         queries = {
@@ -576,21 +581,24 @@ class SyncSession:
             "INSERT INTO releases"
             " (id, seq, agency_slug, draft, content_hash, first_seen, updated, present, left_at)"
             " SELECT w.id, ? + ROW_NUMBER() OVER (ORDER BY w.first_file, w.first_idx),"
-            "  w.agency_slug, w.draft, w.content_hash, ?, ?, 1, NULL"
-            " FROM win w JOIN outcome o ON o.id = w.id WHERE o.kind = 'new'",
+            "  w.agency_slug, c.draft, w.content_hash, ?, ?, 1, NULL"
+            " FROM win w JOIN outcome o ON o.id = w.id"
+            " JOIN copies c ON c.sha256 = w.sha256 AND c.idx = w.idx WHERE o.kind = 'new'",
             (max_seq, self.now, self.now),
         )
         # A change is strictly newer than what readers hold, even within one second.
         conn.execute(
-            "UPDATE releases SET draft = w.draft, content_hash = w.content_hash,"
+            "UPDATE releases SET draft = c.draft, content_hash = w.content_hash,"
             " agency_slug = w.agency_slug, present = 1, updated = MAX(?, releases.updated + 1)"
             " FROM win w JOIN outcome o ON o.id = w.id"
+            " JOIN copies c ON c.sha256 = w.sha256 AND c.idx = w.idx"
             " WHERE w.id = releases.id AND o.kind = 'changed'",
             (self.now,),
         )
         conn.execute(
-            "UPDATE releases SET draft = w.draft, agency_slug = w.agency_slug, present = 1"
+            "UPDATE releases SET draft = c.draft, agency_slug = w.agency_slug, present = 1"
             " FROM win w JOIN outcome o ON o.id = w.id"
+            " JOIN copies c ON c.sha256 = w.sha256 AND c.idx = w.idx"
             " WHERE w.id = releases.id AND o.kind IN ('returned', 'rewritten')"
         )
         conn.execute(
