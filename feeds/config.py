@@ -170,7 +170,7 @@ class Config:
 
     @property
     def lock_path(self) -> Path:
-        """The sync lock file, beside the database."""
+        """The sync lock file, beside the database (the same file as ``Store.lock_path``)."""
         return self.database.with_name(self.database.name + ".lock")
 
     @property

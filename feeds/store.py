@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from feeds import lock
 from feeds.errors import FeedsError
 from feeds.model import (
     SAMPLE_IDS,
@@ -250,6 +251,11 @@ class Store:
 
     # -- schema ------------------------------------------------------------------
 
+    @property
+    def lock_path(self) -> Path:
+        """The lock file beside the database that syncs and store checks take in turn."""
+        return self.path.with_name(self.path.name + ".lock")
+
     def initialize(self, now: datetime) -> None:
         """Create the schema in a new file, or check an existing one.
 
@@ -258,6 +264,12 @@ class Store:
         rebuilds it from the seeds with the same IDs, since IDs never come from the
         store. A schema newer than this program's is an error, never "repaired".
         """
+        # Under the sync lock: workers starting together on a damaged store must agree on
+        # one rebuilt store, not each move the file aside and build their own.
+        with lock.exclusive(self.lock_path):
+            self._initialize_or_rebuild(now)
+
+    def _initialize_or_rebuild(self, now: datetime) -> None:
         try:
             self._initialize(now)
         except StoreError:
