@@ -65,11 +65,14 @@ def split_lines(text: str) -> list[str]:
 
 #: Trailing whitespace of every line (``\r`` of CRLF, spaces, a lone NBSP): after removing
 #: it, blank lines are empty and paragraphs are separated by two or more ``\n``.
-_TRAILING_SPACE = re.compile(r"[^\S\n]+(?=\n|\Z)")
+#: Found in the *reversed* text, where the pattern starts with a literal and so the regex
+#: engine can skip ahead: forwards, a pattern starting with a class tries every space.
+_TRAILING_SPACE_REVERSED = re.compile(r"\n[^\S\n]+")
 _PARAGRAPH_BREAK = re.compile(r"\n{2,}")
-#: A one-line paragraph starting with "Source:" (checked for the exact "Source: " below).
-#: The text is padded with "\n\n" on both sides, so every paragraph has a break around it.
-_SOURCE_PARAGRAPH = re.compile(r"(?<=\n\n)Source:[^\n]*(?=\n\n)")
+#: Where a paragraph starts with "Source:" (whether it is a Source line is checked after).
+_SOURCE_START = "\n\nSource:"
+#: C0 controls but tab, LF and CR, as bytes: a fast check before the exact one.
+_C0_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13))
 
 
 def _source(line: str) -> _Source | None:
@@ -110,6 +113,17 @@ def find_date(text: str) -> date | None:
 
 def _clean(text: str, path: str, problems: list[Problem]) -> str:
     """Remove characters XML cannot carry, reporting each affected line once."""
+    try:
+        encoded = text.encode("utf-8")  # fails on surrogates, which XML cannot carry
+    except UnicodeEncodeError:
+        encoded = b""
+    if (
+        encoded
+        and len(encoded.translate(None, _C0_BYTES)) == len(encoded)
+        and "\ufffe" not in text
+        and "\uffff" not in text
+    ) or not text:
+        return text  # the common case, checked at C speed
     if not _XML_INVALID.search(text):
         return text
     lines = split_lines(text)
@@ -117,6 +131,15 @@ def _clean(text: str, path: str, problems: list[Problem]) -> str:
         if _XML_INVALID.search(line):
             problems.append(Problem(path, number, "removed control or non-character code points"))
     return _XML_INVALID.sub("", text)
+
+
+def _strip_line_ends(text: str) -> str:
+    """Every line without its trailing whitespace (CR, spaces, NBSP): blank lines become empty."""
+    # The leading "\n" lets the last line (first in reverse) match like any other.
+    reversed_text = "\n" + text[::-1]
+    if not _TRAILING_SPACE_REVERSED.search(reversed_text):
+        return text
+    return _TRAILING_SPACE_REVERSED.sub("\n", reversed_text)[:0:-1]
 
 
 class _Lines:
@@ -153,18 +176,22 @@ def parse(text: str, path: str) -> tuple[list[Draft], list[Problem]]:
     """
     problems: list[Problem] = []
     text = _clean(text, path, problems)
-    padded = "\n\n" + _TRAILING_SPACE.sub("", text) + "\n\n"
+    padded = "\n\n" + _strip_line_ends(text) + "\n\n"
     lines = _Lines(padded)
     sources: list[tuple[int, int, _Source]] = []  # (start, end, source)
-    for match in _SOURCE_PARAGRAPH.finditer(padded):
-        source = _source(match.group())
-        if source is None:
-            if match.group() == "Source:":
-                problems.append(
-                    Problem(path, lines.at(match.start()), "Source line names no agency")
-                )
-            continue
-        sources.append((match.start(), match.end(), source))
+    found = padded.find(_SOURCE_START)
+    while found != -1:
+        start = found + 2
+        end = padded.find("\n", start)
+        # A Source paragraph is one line: a blank line (an empty one, now) must follow.
+        if padded.startswith("\n\n", end):
+            line = padded[start:end]
+            source = _source(line)
+            if source is not None:
+                sources.append((start, end, source))
+            elif line == "Source:":
+                problems.append(Problem(path, lines.at(start), "Source line names no agency"))
+        found = padded.find(_SOURCE_START, end)
 
     if not sources:
         if padded.strip("\n"):
