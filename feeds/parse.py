@@ -44,7 +44,6 @@ _DATE_IN_TEXT = re.compile(
     rf"(?<![0-9])([0-9]{{1,2}}) ({_MONTH_ALTERNATION}) ([0-9]{{4}})(?![0-9])"
 )
 _SOURCE_PREFIX = "Source: "
-_CHANNEL = re.compile(r"^(.*?)\s*\(([^()]*)\)$")
 #: Characters XML 1.0 cannot carry: C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: Longest problem list kept per file: a binary file must not flood /healthz.
@@ -81,9 +80,13 @@ def _source(line: str) -> _Source | None:
         return None
     value = line[len(_SOURCE_PREFIX) :].strip()
     channel: str | None = None
-    match = _CHANNEL.match(value)
-    if match and match.group(1).strip():
-        value, channel = match.group(1).strip(), match.group(2).strip() or None
+    # "Agency (channel)": the last parenthesised part, without parentheses inside. Plain
+    # string operations: a regex with a lazy group here was quadratic in long spaces.
+    if value.endswith(")"):
+        opening = value.rfind("(")
+        inner = value[opening + 1 : -1]
+        if opening > 0 and ")" not in inner and value[:opening].strip():
+            value, channel = value[:opening].strip(), inner.strip() or None
     if not value:
         return None
     return _Source(value, channel)

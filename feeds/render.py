@@ -9,6 +9,7 @@ explicitly here. What feedgen cannot express (RFC 5005 and WebSub links,
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -28,6 +29,8 @@ HISTORY_NS = "http://purl.org/syndication/history/1.0"
 #: A date-only value is published at noon UTC, which keeps its calendar day nearly everywhere.
 DATE_ONLY_TIME = time(12, 0, tzinfo=UTC)
 FORMATS = ("atom", "rss", "json")
+#: Most characters of summary or content per entry in a feed (see :func:`_capped`).
+MAX_ENTRY_TEXT = 1_000_000
 
 
 def date_to_datetime(value: date) -> datetime:
@@ -122,7 +125,7 @@ def _generator(doc: FeedDoc, base_url: str, extension: str, hub: str | None) -> 
     fg.feeds.links = extra
     fg.feeds.archive = doc.kind == "archive"
     for release in doc.entries:
-        _entry(fg, release, doc, base_url)
+        _entry(fg, release, doc, base_url, rss=extension == "rss")
     return fg
 
 
@@ -131,7 +134,18 @@ def _agency_name(doc: FeedDoc, release: Release) -> str:
     return agency.name if agency else release.draft.agency
 
 
-def _entry(fg: FeedGenerator, release: Release, doc: FeedDoc, base_url: str) -> None:
+def _capped(text: str, url: str) -> str:
+    """At most :data:`MAX_ENTRY_TEXT` characters: a longer text points to the full page.
+
+    XML readers built on libxml2 refuse a text node over 10 MB, and with it the whole
+    feed; the release page always has the whole text.
+    """
+    if len(text) <= MAX_ENTRY_TEXT:
+        return text
+    return text[:MAX_ENTRY_TEXT] + f" … [shortened in feeds; the full text is at {url}]"
+
+
+def _entry(fg: FeedGenerator, release: Release, doc: FeedDoc, base_url: str, rss: bool) -> None:
     draft = release.draft
     agency_name = _agency_name(doc, release)
     fe = fg.add_entry(order="append")
@@ -145,8 +159,11 @@ def _entry(fg: FeedGenerator, release: Release, doc: FeedDoc, base_url: str) -> 
     fe.category({"term": draft.agency_slug, "label": agency_name})
     fe.link({"href": base_url + release_path(release), "rel": "alternate", "type": "text/html"})
     if draft.summary:
-        fe.summary(" ".join(draft.summary.split()))
-        fe.content(markup.body_html(draft.paragraphs), type="html")
+        summary = _capped(" ".join(draft.summary.split()), base_url + release_path(release))
+        # RSS readers take <description> as HTML; Atom's summary is plain text.
+        fe.summary(html.escape(summary, quote=False) if rss else summary)
+        content = _capped(markup.body_html(draft.paragraphs), base_url + release_path(release))
+        fe.content(content, type="html")
     source = doc.sources.get(draft.agency_slug)
     if source is not None:
         fe.feeds.source = (
@@ -196,7 +213,9 @@ def json_feed(doc: FeedDoc, base_url: str, hub: str | None = None) -> bytes:
             "id": release.id,
             "url": base_url + release_path(release),
             "title": draft.title,
-            "content_html": markup.body_html(draft.paragraphs),
+            "content_html": _capped(
+                markup.body_html(draft.paragraphs), base_url + release_path(release)
+            ),
             "date_modified": _rfc3339(release.updated),
             "authors": [
                 {
@@ -207,7 +226,9 @@ def json_feed(doc: FeedDoc, base_url: str, hub: str | None = None) -> bytes:
             "tags": [draft.agency_slug],
         }
         if draft.summary:
-            item["summary"] = " ".join(draft.summary.split())
+            item["summary"] = _capped(
+                " ".join(draft.summary.split()), base_url + release_path(release)
+            )
         if draft.published is not None:
             item["date_published"] = _rfc3339(date_to_datetime(draft.published))
         source = doc.sources.get(draft.agency_slug)

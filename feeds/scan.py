@@ -92,8 +92,16 @@ def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Content | None, list[Prob
     is not used: the next sync reads it again once the writer is done.
     """
     try:
-        with open(seed.path, "rb") as handle:
-            before = _fingerprint(os.fstat(handle.fileno()))
+        # O_NONBLOCK: a file swapped for a named pipe after listing must not hang the sync.
+        fd = os.open(seed.path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            before = _fingerprint(st)
+            if not stat.S_ISREG(st.st_mode):
+                return None, [Problem(seed.name, 0, "not a regular file; ignored")]
+            if before != seed.fingerprint:
+                # Truncated, rewritten or replaced since it was listed: a writer is busy.
+                return None, [Problem(seed.name, 0, "file changed while being read; will retry")]
             if before.size > max_bytes:
                 return None, [
                     Problem(
