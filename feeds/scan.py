@@ -48,6 +48,35 @@ def is_seed_name(name: str) -> bool:
     return name.endswith(".txt") and not name.startswith(".")
 
 
+def listing_digest(seed_dir: Path) -> str:
+    """A digest of everything :func:`list_seeds` depends on, computed as cheaply as possible.
+
+    Names, the stat of each ``*.txt`` entry (through symlinks) and where symlinks lead:
+    equal digests mean an identical listing, so a sync can stop before building it.
+    This is the whole cost of an unchanged sync: it stays close to a bare scandir.
+    """
+    parts: list[str] = []
+    try:
+        with os.scandir(seed_dir) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(".txt") or name.startswith("."):
+                    continue
+                if entry.is_symlink():
+                    parts.append(f"{name}\0->{os.path.realpath(entry.path)}")
+                try:
+                    st = entry.stat()
+                except OSError as exc:
+                    parts.append(f"{name}\0!{exc.errno}")
+                    continue
+                parts.append(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_mode}")
+    except OSError as exc:
+        parts.append(f"!{exc.errno}")
+    parts.sort()
+    return hashlib.sha256(f"{seed_dir.resolve()}\n".encode() + "\n".join(parts).encode(
+        "utf-8", "surrogateescape")).hexdigest()  # fmt: skip
+
+
 def list_seeds(seed_dir: Path) -> tuple[list[SeedFile], list[Problem]]:
     """The seed files directly inside ``seed_dir``, sorted by name, and listing problems.
 

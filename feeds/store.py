@@ -406,6 +406,9 @@ class Store:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'listing'").fetchone()
         return str(row[0]) if row else None
 
+    def file_count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+
     def record_unchanged(self, report: SyncReport) -> None:
         """Log a sync that found nothing to read (the listing digest matched)."""
         with self._write() as conn:

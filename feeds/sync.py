@@ -12,7 +12,6 @@ order.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from feeds import ids, lock, parse, scan
 from feeds.errors import SyncBusyError
-from feeds.model import Draft, Problem, SyncReport
+from feeds.model import Draft, SyncReport
 from feeds.store import Copy, FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -62,17 +61,6 @@ def to_copy(draft: Draft) -> Copy:
     return Copy(draft_id(draft), draft, draft_hash(draft), weight)
 
 
-def listing_digest(files: list[scan.SeedFile], problems: list[Problem]) -> str:
-    """A digest of what the directory listing says; equal digests mean nothing to read."""
-    digest = hashlib.sha256()
-    for seed in files:
-        fp = seed.fingerprint
-        digest.update(f"{seed.name}\0{fp.size}\0{fp.mtime_ns}\0{fp.inode}\n".encode())
-    for problem in problems:
-        digest.update(f"!{problem}\n".encode())
-    return digest.hexdigest()
-
-
 def sync(
     store: Store,
     seed_dir: Path,
@@ -108,18 +96,21 @@ def _sync(
 ) -> SyncReport:
     # Stored times have whole seconds; decide with the same precision.
     now = started.replace(microsecond=0)
-    listing, problems = scan.list_seeds(seed_dir)
-    digest = listing_digest(listing, problems)
+    # Taken before anything is read: a change after this point makes the next digest
+    # differ, so the next sync reads again.
+    digest = scan.listing_digest(seed_dir)
     if digest == store.listing_digest():
         # Nothing was added, removed or touched since the last complete sync: open nothing.
-        progress(len(listing), len(listing), 0)
+        seen = store.file_count()
+        progress(seen, seen, 0)
         report = SyncReport(
-            started, clock(), ok=True, files_seen=len(listing), files_skipped=len(listing),
+            started, clock(), ok=True, files_seen=seen, files_skipped=seen,
             problems=tuple(store.problems()),
         )  # fmt: skip
         store.record_unchanged(report)
         log.info("%s", report.summary())
         return report
+    listing, problems = scan.list_seeds(seed_dir)
 
     read = skipped = size = 0
     complete = True
