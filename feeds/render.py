@@ -150,7 +150,8 @@ def _entry(fg: FeedGenerator, release: Release, doc: FeedDoc, base_url: str, rss
     agency_name = _agency_name(doc, release)
     fe = fg.add_entry(order="append")
     fe.id(release.id)
-    fe.guid(release.id, permalink=False)
+    if rss:
+        fe.guid(release.id, permalink=False)
     fe.title(draft.title)
     fe.updated(release.updated)
     if draft.published is not None:
