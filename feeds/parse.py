@@ -8,7 +8,10 @@ before a one-line ``Source: Agency[ (channel)]`` paragraph.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -67,9 +70,7 @@ def split_lines(text: str) -> list[str]:
 #: Found in the *reversed* text, where the pattern starts with a literal and so the regex
 #: engine can skip ahead: forwards, a pattern starting with a class tries every space.
 _TRAILING_SPACE_REVERSED = re.compile(r"\n[^\S\n]+")
-_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
-#: Where a paragraph starts with "Source:" (whether it is a Source line is checked after).
-_SOURCE_START = "\n\nSource:"
+_PARAGRAPH_SPLIT = re.compile(r"(\n\n+)")  # not \n{2,}: 10x slower, no literal prefix
 #: C0 controls but tab, LF and CR, as bytes: a fast check before the exact one.
 _C0_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13))
 
@@ -161,86 +162,91 @@ class _Lines:
         return self.line
 
 
-def _split(padded: str, start: int, end: int) -> tuple[int, list[str]]:
-    """Paragraphs of ``padded[start:end]``, and the offset of the last one (-1 if none)."""
-    region = padded[start:end].strip("\n")
-    if not region:
-        return -1, []
-    parts = _PARAGRAPH_BREAK.split(region)
-    last_end = start + len(padded[start:end].rstrip("\n"))
-    return last_end - len(parts[-1]), parts
-
-
 def parse(text: str, path: str) -> tuple[list[Draft], list[Problem]]:
     """Parse one seed file's text. Never raises on any ``str`` input.
 
-    Works on the whole text with regexes, release by release, never line by line:
-    this is the hot loop of a sync and must stay close to a plain regex split.
+    One regex split of the whole text into paragraphs, then work per release, never
+    per line: this is the hot loop of a sync and must stay close to a plain split.
     """
     problems: list[Problem] = []
     text = _clean(text, path, problems)
     padded = "\n\n" + _strip_line_ends(text) + "\n\n"
     lines = _Lines(padded)
-    sources: list[tuple[int, int, _Source]] = []  # (start, end, source)
-    found = padded.find(_SOURCE_START)
+    # Paragraphs and the breaks between them alternate; the padding makes the first and
+    # last paragraph empty, so paragraph k (1-based among real ones) sits at items[2k].
+    items = _PARAGRAPH_SPLIT.split(padded)
+    paragraphs = items[0::2]
+    ends = list(itertools.accumulate(map(len, items)))
+
+    def offset(k: int) -> int:
+        return ends[2 * k - 1]
+
+    sources: dict[int, _Source] = {}
+    # Find candidates with str.find and map them to paragraphs by bisection: a Python
+    # loop over every paragraph would cost more than the split itself.
+    found = padded.find("\n\nSource:")
     while found != -1:
-        start = found + 2
-        end = padded.find("\n", start)
-        # A Source paragraph is one line: a blank line (an empty one, now) must follow.
-        if padded.startswith("\n\n", end):
-            line = padded[start:end]
-            source = _source(line)
+        k = bisect.bisect_left(ends, found + 2) // 2 + 1  # the paragraph starting there
+        paragraph = paragraphs[k] if k < len(paragraphs) else ""
+        if offset(k) == found + 2 and paragraph.startswith("Source:") and "\n" not in paragraph:
+            source = _source(paragraph)
             if source is not None:
-                sources.append((start, end, source))
-            elif line == "Source:":
-                problems.append(Problem(path, lines.at(start), "Source line names no agency"))
-        found = padded.find(_SOURCE_START, end)
+                sources[k] = source
+            elif paragraph == "Source:":
+                problems.append(Problem(path, lines.at(offset(k)), "Source line names no agency"))
+        found = padded.find("\n\nSource:", found + 2)
+    last = len(paragraphs) - 1  # the empty one after the padding
 
     if not sources:
-        if padded.strip("\n"):
-            first_text = len(padded) - len(padded.lstrip("\n"))
+        if last > 1:
             problems.append(
-                Problem(path, lines.at(first_text), "no 'Source: ' line; nothing published")
+                Problem(path, lines.at(offset(1)), "no 'Source: ' line; nothing published")
             )
         elif not text.strip():
             problems.append(Problem(path, 0, "file is empty"))
         return [], _capped(problems, path)
 
     drafts: list[Draft] = []
-    previous: tuple[int, _Source, str] | None = None  # title offset, source, title
-    body_start = 0
-    for start, end, source in sources:
-        title_at, region = _split(padded, body_start, start)
-        if not region:
+    previous: tuple[int, int, _Source] | None = None  # title index, source index, source
+    seen_source = False
+    refused: set[int] = set()  # Source paragraphs that could not start a release
+    for k, source in sources.items():
+        title = k - 1
+        if title < 1 or title in sources:
             message = (
                 "Source line follows another Source line; no title"
-                if body_start > 0
+                if seen_source
                 else "Source line has no title before it"
             )
-            problems.append(Problem(path, lines.at(start), message))
-            body_start = end
+            problems.append(Problem(path, lines.at(offset(k)), message))
+            seen_source = True
+            refused.add(k)
             continue
+        seen_source = True
         if previous is not None:
-            drafts.append(_draft(previous, region[:-1], lines))
-        else:
-            first_text = len(padded) - len(padded.lstrip("\n"))
-            if first_text < title_at:  # paragraphs, or refused Source lines, before it
-                problems.append(
-                    Problem(
-                        path,
-                        lines.at(first_text),
-                        "text before the first release is not published",
-                    )
-                )
-        previous = (title_at, source, region[-1])
-        body_start = end
+            drafts.append(_draft(paragraphs, previous, title, lines, offset, refused))
+        elif title > 1:  # paragraphs, or refused Source lines, before the first release
+            problems.append(
+                Problem(path, lines.at(offset(1)), "text before the first release is not published")
+            )
+        previous = (title, k, source)
     if previous is not None:
-        drafts.append(_draft(previous, _split(padded, body_start, len(padded))[1], lines))
+        drafts.append(_draft(paragraphs, previous, last, lines, offset, refused))
     return drafts, _capped(problems, path)
 
 
-def _draft(release: tuple[int, _Source, str], body: list[str], lines: _Lines) -> Draft:
-    title_at, source, title = release
+def _draft(
+    paragraphs: list[str],
+    release: tuple[int, int, _Source],
+    end: int,
+    lines: _Lines,
+    offset: Callable[[int], int],
+    refused: set[int],
+) -> Draft:
+    title_index, source_index, source = release
+    body = paragraphs[source_index + 1 : end]
+    if refused and any(source_index < k < end for k in refused):  # reported, not body text
+        body = [paragraphs[k] for k in range(source_index + 1, end) if k not in refused]
     date_line = parse_date_line(body[0]) if body and "\n" not in body[0] else None
     if date_line is not None:
         body = body[1:]
@@ -249,11 +255,11 @@ def _draft(release: tuple[int, _Source, str], body: list[str], lines: _Lines) ->
         agency=source.agency,
         agency_slug=ids.agency_slug(source.agency),
         channel=source.channel,
-        title=" ".join(part.strip() for part in title.split("\n")),
+        title=" ".join(part.strip() for part in paragraphs[title_index].split("\n")),
         date_line=date_line,
         published=published,
         paragraphs=tuple(body),
-        line=lines.at(title_at),
+        line=lines.at(offset(title_index)),
     )
 
 
