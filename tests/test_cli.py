@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from feeds.cli import main
+from feeds.cli import _ProgressBar, main
 
 FEEDS = Path(sys.executable).parent / "feeds"
 
@@ -72,3 +74,42 @@ def test_help_lists_commands_and_settings() -> None:
     )
     for word in ["serve", "sync", "check", "FEEDS_SEED_DIR", "FEEDS_SYNC_INTERVAL"]:
         assert word in result.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    stream = _Terminal()
+    bar = _ProgressBar(stream)
+    for done in range(0, 5):
+        bar(done, 4, done * 1_500_000)
+    text = stream.getvalue()
+    assert "\r[" in text and text.endswith("4/4 files, 6.0 MB read\n")
+    assert "#" * _ProgressBar.WIDTH in text
+
+
+def test_progress_as_log_lines_when_not_a_terminal(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="feeds.cli")
+    stream = io.StringIO()
+    bar = _ProgressBar(stream)
+    for done in range(0, 5):
+        bar(done, 4, done * 1_000_000)
+    assert stream.getvalue() == ""  # nothing drawn: a log or a pipe reads lines
+    assert "sync progress files=4 total=4 mb_read=4.0" in caplog.text
+
+
+def test_stats_lists_agencies(
+    real_seed_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEEDS_SEED_DIR", str(real_seed_dir))
+    assert main(["sync"]) == 0
+    capsys.readouterr()
+    assert main(["stats"]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert rows["Interpol"] == ["5", "0", "2023-08-03"]
+    assert rows["NATO"] == ["2", "0", "2024-10-16"]
+    assert rows["Eurojust"] == ["1", "0", "-"]
+    assert rows["total"] == ["10", "0"]
