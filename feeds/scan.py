@@ -140,7 +140,8 @@ def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Content | None, list[Prob
                         "(FEEDS_MAX_FILE_BYTES); skipped",
                     )
                 ]
-            data = handle.read(max_bytes + 1)
+            # Ask for what stat said: read(max_bytes + 1) would allocate the whole cap first.
+            data = handle.read(before.size + 1)
             after = _fingerprint(os.fstat(handle.fileno()))
     except FileNotFoundError:
         return None, [Problem(seed.name, 0, "file vanished before it could be read")]
