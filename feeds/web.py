@@ -77,7 +77,8 @@ def send(rep: Representation) -> Response:
     compressed or formatted here.
     """
     accept = request.headers.get("Accept-Encoding", "")
-    gzipped = "gzip" in accept and request.accept_encodings["gzip"] > 0
+    # Parse the header only when it has weights ("gzip;q=0" says no); most say plainly.
+    gzipped = "gzip" in accept and (";" not in accept or request.accept_encodings["gzip"] > 0)
     etag = rep.etag + "-gz" if gzipped else rep.etag
     headers = [
         ("ETag", f'"{etag}"'),
