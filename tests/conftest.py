@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from hypothesis import settings as hypothesis_settings
 from feeds.app import create_app
 from feeds.store import Store
 from feeds.sync import sync
+
+from .servers import Servers, servers
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -100,3 +102,10 @@ def resync(app: Flask) -> Callable[[], Any]:
         return sync(site.store, site.config.seed_dir)
 
     return run
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[Servers]:
+    """Real servers for one test (see tests/servers.py), all stopped at its end."""
+    with servers(tmp_path) as started:
+        yield started

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +52,7 @@ from typing import Any
 import feedparser
 import pytest
 
-from .servers import FEEDS, REAL_SEED, Server, Servers, clean_environ, servers, wait_until
+from .servers import FEEDS, REAL_SEED, Server, Servers, clean_environ, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -396,12 +396,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     keys = first_keys + write_seeds(seeds, range(FIRST, FILES))
     new_bytes = sum((seeds / f"dump-{n:03d}.txt").stat().st_size for n in range(FIRST, FILES))
     return Corpus(seeds, database, first_keys, keys, new_bytes)
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[Servers]:
-    with servers(tmp_path) as started:
-        yield started
 
 
 # -- tests -------------------------------------------------------------------------

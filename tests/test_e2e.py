@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +34,6 @@ from .servers import (
     Reply,
     Server,
     Servers,
-    servers,
     wait_until,
 )
 
@@ -180,12 +178,6 @@ def same_updated(before: dict[str, Entry], after: dict[str, Entry], ids: set[str
         for i in sorted(ids)
         if before[i].updated != after[i].updated
     ]
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[Servers]:
-    with servers(tmp_path) as started:
-        yield started
 
 
 def test_scheduler_follows_seed_directory(tmp_path: Path, pool: Servers) -> None:

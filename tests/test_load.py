@@ -36,7 +36,6 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -46,7 +45,7 @@ import pytest
 
 from feeds import ids
 
-from .servers import REAL_SEED, REAL_SEED_RELEASES, Servers, servers
+from .servers import REAL_SEED, REAL_SEED_RELEASES, Servers
 
 pytestmark = pytest.mark.e2e
 
@@ -321,12 +320,6 @@ def mixes(entries: list[Entry], scope: frozenset[str] | None) -> list[str]:
         if missing:
             found.append(f"real releases missing: {sorted(missing)}")
     return found
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[Servers]:
-    with servers(tmp_path) as started:
-        yield started
 
 
 def test_load_while_seeds_change(tmp_path: Path, pool: Servers) -> None:

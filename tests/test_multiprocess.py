@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +39,6 @@ from .servers import (
     Server,
     Servers,
     clean_environ,
-    servers,
     wait_until,
 )
 
@@ -160,12 +158,6 @@ class Readers:
         for thread in self._threads:
             thread.join(timeout=15)
         assert not any(t.is_alive() for t in self._threads), "a reader thread hung"
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[Servers]:
-    with servers(tmp_path) as started:
-        yield started
 
 
 def test_gunicorn_workers_share_one_store(tmp_path: Path, pool: Servers) -> None:
