@@ -41,15 +41,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import seedgen
+from workspace import workspace
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -803,26 +803,8 @@ def load_note() -> str:
     return note
 
 
-def _terminate(signum: int, frame: object) -> NoReturn:
-    # SystemExit unwinds through the finally blocks that stop the servers.
-    raise SystemExit(128 + signum)
-
-
-@contextmanager
-def workspace(keep: bool) -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="feeds-bench-"))
-    try:
-        yield directory
-    finally:
-        if keep:
-            print(f"# kept {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
     args.wrk = shutil.which("wrk")
     if args.wrk is None:
         print("serve.py: wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -849,7 +831,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"# {load_note()}", flush=True)
     started = time.monotonic()
-    with workspace(args.keep) as workdir:
+    with workspace(args.keep, "feeds-bench-") as workdir:
         if args.only in (None, "servers"):
             scenario_servers(args, workdir)
         if args.only in (None, "store-size"):

@@ -41,20 +41,18 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import seedgen
+from workspace import workspace
 
 import feeds
 from feeds import scan
@@ -588,23 +586,6 @@ def code_state() -> str:
     return f"{package}: {head}{changes}; digest of {names}: {digest.hexdigest()[:12]}"
 
 
-def _terminate(signum: int, frame: object) -> NoReturn:
-    # SystemExit unwinds through the block that removes the temporary directory.
-    raise SystemExit(128 + signum)
-
-
-@contextmanager
-def workspace(keep: bool) -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="feeds-bench-sync-"))
-    try:
-        yield directory
-    finally:
-        if keep:
-            print(f"# kept {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -642,7 +623,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
     started = time.perf_counter()
     one, five, _ = os.getloadavg()
     say(
@@ -652,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = code_state()
     say(f"# code: {state}")
     rows: list[Row] = []
-    with workspace(args.keep) as workdir:
+    with workspace(args.keep, "feeds-bench-sync-") as workdir:
         say(f"# working in {workdir}")
         large, small, generated = generate(workdir, args.releases, args.seed)
         rows.append(generated)
