@@ -4,14 +4,20 @@ Pure: text in, ``(drafts, problems)`` out; no I/O, no clock. The path is only a
 label for problems. The grammar is DESIGN.md "The input: the seed directory":
 paragraphs separated by blank lines, a release starting at the paragraph right
 before a one-line ``Source: Agency[ (channel)]`` paragraph.
+
+This is the hot loop of a first sync, so the work is done by whole-text string
+operations in C (one ``str.split``, ``str.find`` and ``str.count``) and the
+Python per release is kept to a few dozen steps; ``tests/test_parse_reference.py``
+checks it against a plain line-by-line reading of the grammar.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
+import operator
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -41,21 +47,27 @@ MONTHS = {
 _MONTH_ALTERNATION = "|".join(MONTHS)
 #: A paragraph that is only a date: "3 August 2023".
 _DATE_LINE = re.compile(rf"([0-9]{{1,2}}) ({_MONTH_ALTERNATION}) ([0-9]{{4}})")
-#: A full date anywhere in running text: "On Wednesday (16 October 2024), ...".
+#: A full date anywhere in running text: "On Wednesday (16 October 2024), ...". Searched
+#: from the space before the month: a pattern that starts with a literal is searched
+#: several times faster than one that starts with the day's digits (a character class)
+#: or a look-behind, so :func:`find_date` reads the day before the match itself.
+_MONTH_YEAR = re.compile(rf" ({_MONTH_ALTERNATION}) ([0-9]{{4}})(?![0-9])")
 # ASCII digits only: "３ August ２０２３" is not a date line, and must not change an ID.
-_DATE_IN_TEXT = re.compile(
-    rf"(?<![0-9])([0-9]{{1,2}}) ({_MONTH_ALTERNATION}) ([0-9]{{4}})(?![0-9])"
-)
+_ASCII_DIGITS = frozenset("0123456789")
 _SOURCE_PREFIX = "Source: "
 #: Characters XML 1.0 cannot carry: C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: Longest problem list kept per file: a binary file must not flood /healthz.
 MAX_PROBLEMS_PER_FILE = 50
+#: Longest Source line remembered between calls: agencies repeat thousands of times in
+#: a corpus, but a 10 MB junk line must not be kept alive.
+_CACHED_LINE = 200
 
 
 @dataclass(frozen=True, slots=True)
 class _Source:
     agency: str
+    slug: str
     channel: str | None
 
 
@@ -65,14 +77,17 @@ def split_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-#: Trailing whitespace of every line (``\r`` of CRLF, spaces, a lone NBSP): after removing
-#: it, blank lines are empty and paragraphs are separated by two or more ``\n``.
-#: Found in the *reversed* text, where the pattern starts with a literal and so the regex
-#: engine can skip ahead: forwards, a pattern starting with a class tries every space.
+#: A newline right after whitespace: some line has trailing whitespace to remove. The
+#: pattern starts with a literal, so the regex engine skips ahead to each newline; one
+#: that starts with a character class would try every character.
+_SPACE_BEFORE_NEWLINE = re.compile(r"\n(?<=[^\S\n]\n)")
+#: Trailing whitespace of every line, found in the *reversed* text for the same reason.
 _TRAILING_SPACE_REVERSED = re.compile(r"\n[^\S\n]+")
-_PARAGRAPH_SPLIT = re.compile(r"(\n\n+)")  # not \n{2,}: 10x slower, no literal prefix
+#: Three or more newlines: two or more blank lines in a row.
+_BLANK_RUN = re.compile(r"\n\n\n+")
 #: C0 controls but tab, LF and CR, as bytes: a fast check before the exact one.
 _C0_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13))
+_SOURCE_START = "\n\nSource:"
 
 
 def _source(line: str) -> _Source | None:
@@ -90,7 +105,12 @@ def _source(line: str) -> _Source | None:
             value, channel = value[:opening].strip(), inner.strip() or None
     if not value:
         return None
-    return _Source(value, channel)
+    return _Source(value, ids.agency_slug(value), channel)
+
+
+#: A corpus names a handful of agencies on every release; a file of junk Source lines
+#: only misses.
+_cached_source = functools.lru_cache(maxsize=64)(_source)
 
 
 def _valid_date(day: str, month: str, year: str) -> date | None:
@@ -107,9 +127,24 @@ def parse_date_line(text: str) -> date | None:
 
 
 def find_date(text: str) -> date | None:
-    """The first full, valid date (day, month name, year) in running text."""
-    for match in _DATE_IN_TEXT.finditer(text):
-        found = _valid_date(*match.groups())
+    """The first full, valid date (day, month name, year) in running text.
+
+    The day is one or two ASCII digits right before the month, with no digit before them.
+    """
+    digits = _ASCII_DIGITS
+    position = 0
+    while (match := _MONTH_YEAR.search(text, position)) is not None:
+        space = position = match.start()
+        position += 1
+        if not space or text[space - 1] not in digits:
+            continue
+        if space > 1 and text[space - 2] in digits:
+            if space > 2 and text[space - 3] in digits:
+                continue  # "123 May 2020": no day
+            day = text[space - 2 : space]
+        else:
+            day = text[space - 1]
+        found = _valid_date(day, match[1], match[2])
         if found:
             return found
     return None
@@ -139,99 +174,152 @@ def _clean(text: str, path: str, problems: list[Problem]) -> str:
 
 def _strip_line_ends(text: str) -> str:
     """Every line without its trailing whitespace (CR, spaces, NBSP): blank lines become empty."""
+    last = text[-1:]
+    if not _SPACE_BEFORE_NEWLINE.search(text) and not (last.isspace() and last != "\n"):
+        return text  # the common case: one fast search
     # The leading "\n" lets the last line (first in reverse) match like any other.
     reversed_text = "\n" + text[::-1]
-    if not _TRAILING_SPACE_REVERSED.search(reversed_text):
-        return text
     return _TRAILING_SPACE_REVERSED.sub("\n", reversed_text)[:0:-1]
 
 
 class _Lines:
-    """Line numbers of offsets into the padded text, counted forward incrementally."""
+    """Line numbers of paragraphs, from their index: two lines per separator, plus extras.
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.offset = 0
-        self.line = -1  # the two padding newlines come before line 1
+    The extras are the newlines inside paragraphs before it (none in most files), the
+    newlines removed from the start of the text (``lead``) and those of blank-line runs
+    collapsed to one (``runs``: paragraph indices and the total removed up to each).
+    """
 
-    def at(self, offset: int) -> int:
-        if offset < self.offset:  # rare: problems reported out of order
-            return self.text.count("\n", 0, offset) - 1
-        self.line += self.text.count("\n", self.offset, offset)
-        self.offset = offset
-        return self.line
+    def __init__(
+        self,
+        paragraphs: list[str],
+        inner: bool,
+        lead: int,
+        runs: tuple[list[int], list[int]] | None,
+    ) -> None:
+        self.base = lead + 1
+        # Newlines inside the paragraphs before each one, only for files that have any.
+        self.inner = (
+            [0, *itertools.accumulate(map(str.count, paragraphs, itertools.repeat("\n")))]
+            if inner
+            else None
+        )
+        self.runs = runs
+
+    def at(self, index: int) -> int:
+        line = self.base + 2 * index
+        if self.inner is not None:
+            line += self.inner[index]
+        if self.runs is not None:
+            indices, totals = self.runs
+            found = bisect.bisect_right(indices, index)
+            line += totals[found - 1] if found else 0
+        return line
+
+
+#: A paragraph separator: one blank line or more.
+_SEPARATOR = re.compile(r"\n\n+")
+
+
+def _normalize(text: str) -> tuple[str, int, tuple[list[int], list[int]] | None]:
+    """The text without leading newlines and with each run of blank lines as one.
+
+    Then its paragraphs are exactly ``text.split("\n\n")`` (but a trailing newline or
+    two). Returns the new text, the newlines removed at the start, and the collapsed runs
+    for :class:`_Lines`. Most files need none of this; :func:`parse` calls it only when
+    its first split shows a leading newline or an empty paragraph.
+    """
+    stripped = text.lstrip("\n")
+    lead = len(text) - len(stripped)
+    if "\n\n\n" not in stripped:
+        return stripped, lead, None
+    indices: list[int] = []
+    totals: list[int] = []
+    removed = 0
+    for index, run in enumerate(_SEPARATOR.finditer(stripped), start=1):
+        if run.end() - run.start() > 2:
+            removed += run.end() - run.start() - 2
+            indices.append(index)
+            totals.append(removed)
+    return _SEPARATOR.sub("\n\n", stripped), lead, (indices, totals)
+
+
+def _split(text: str) -> list[str]:
+    """Paragraphs of a text whose blank lines are empty and single, without the end's."""
+    paragraphs = text.split("\n\n")
+    if paragraphs[-1].endswith("\n"):  # the text ended with a single newline
+        paragraphs[-1] = paragraphs[-1][:-1]
+    if not paragraphs[-1]:  # it ended with a blank line, or is empty
+        paragraphs.pop()
+    return paragraphs
 
 
 def parse(text: str, path: str) -> tuple[list[Draft], list[Problem]]:
-    """Parse one seed file's text. Never raises on any ``str`` input.
-
-    One regex split of the whole text into paragraphs, then work per release, never
-    per line: this is the hot loop of a sync and must stay close to a plain split.
-    """
+    """Parse one seed file's text. Never raises on any ``str`` input."""
     problems: list[Problem] = []
     text = _clean(text, path, problems)
-    padded = "\n\n" + _strip_line_ends(text) + "\n\n"
-    lines = _Lines(padded)
-    # Paragraphs and the breaks between them alternate; the padding makes the first and
-    # last paragraph empty, so paragraph k (1-based among real ones) sits at items[2k].
-    items = _PARAGRAPH_SPLIT.split(padded)
-    paragraphs = items[0::2]
-    ends = list(itertools.accumulate(map(len, items)))
+    text = _strip_line_ends(text)
+    paragraphs = _split(text)
+    lead = 0
+    runs = None
+    # An empty paragraph or one that starts with a newline (the smallest characters a
+    # paragraph can start with, but a tab) means the text starts with a newline or holds
+    # several blank lines in a row: normalize it, then split again. min() is one quick
+    # pass over the list.
+    if paragraphs and min(paragraphs)[:1] <= "\n" and (text.startswith("\n") or "\n\n\n" in text):
+        text, lead, runs = _normalize(text)
+        paragraphs = _split(text)
+    count = len(paragraphs)
+    # Whether any paragraph spans several lines; map() runs the test in C.
+    inner = any(map(operator.contains, paragraphs, itertools.repeat("\n")))
+    lines = _Lines(paragraphs, inner, lead, runs)
 
-    def offset(k: int) -> int:
-        return ends[2 * k - 1]
-
+    # Source paragraphs by index: the test runs in C over the list, then only the few
+    # candidates are looked at in Python.
     sources: dict[int, _Source] = {}
-    # Find candidates with str.find and map them to paragraphs by bisection: a Python
-    # loop over every paragraph would cost more than the split itself.
-    found = padded.find("\n\nSource:")
-    while found != -1:
-        k = bisect.bisect_left(ends, found + 2) // 2 + 1  # the paragraph starting there
-        paragraph = paragraphs[k] if k < len(paragraphs) else ""
-        if offset(k) == found + 2 and paragraph.startswith("Source:") and "\n" not in paragraph:
-            source = _source(paragraph)
+    for index in itertools.compress(
+        itertools.count(), map(str.startswith, paragraphs, itertools.repeat("Source:"))
+    ):
+        paragraph = paragraphs[index]
+        if "\n" not in paragraph:
+            source = (
+                _cached_source(paragraph) if len(paragraph) <= _CACHED_LINE else _source(paragraph)
+            )
             if source is not None:
-                sources[k] = source
+                sources[index] = source
             elif paragraph == "Source:":
-                problems.append(Problem(path, lines.at(offset(k)), "Source line names no agency"))
-        found = padded.find("\n\nSource:", found + 2)
-    last = len(paragraphs) - 1  # the empty one after the padding
+                problems.append(Problem(path, lines.at(index), "Source line names no agency"))
 
     if not sources:
-        if last > 1:
-            problems.append(
-                Problem(path, lines.at(offset(1)), "no 'Source: ' line; nothing published")
-            )
-        elif not text.strip():
+        if count:
+            problems.append(Problem(path, lines.at(0), "no 'Source: ' line; nothing published"))
+        else:
             problems.append(Problem(path, 0, "file is empty"))
         return [], _capped(problems, path)
 
     drafts: list[Draft] = []
-    previous: tuple[int, int, _Source] | None = None  # title index, source index, source
-    seen_source = False
-    refused: set[int] = set()  # Source paragraphs that could not start a release
-    for k, source in sources.items():
-        title = k - 1
-        if title < 1 or title in sources:
+    previous: tuple[int, int, _Source] | None = None  # title, Source, source
+    refused: list[int] = []  # Source paragraphs that could not start a release
+    for index, source in sources.items():
+        title = index - 1
+        if title < 0 or title in sources:
             message = (
                 "Source line follows another Source line; no title"
-                if seen_source
+                if previous is not None or refused
                 else "Source line has no title before it"
             )
-            problems.append(Problem(path, lines.at(offset(k)), message))
-            seen_source = True
-            refused.add(k)
+            problems.append(Problem(path, lines.at(index), message))
+            refused.append(index)
             continue
-        seen_source = True
         if previous is not None:
-            drafts.append(_draft(paragraphs, previous, title, lines, offset, refused))
-        elif title > 1:  # paragraphs, or refused Source lines, before the first release
+            drafts.append(_draft(paragraphs, previous, title, lines, refused))
+        elif title > 0:  # paragraphs, or refused Source lines, before the first release
             problems.append(
-                Problem(path, lines.at(offset(1)), "text before the first release is not published")
+                Problem(path, lines.at(0), "text before the first release is not published")
             )
-        previous = (title, k, source)
+        previous = (title, index, source)
     if previous is not None:
-        drafts.append(_draft(paragraphs, previous, last, lines, offset, refused))
+        drafts.append(_draft(paragraphs, previous, count, lines, refused))
     return drafts, _capped(problems, path)
 
 
@@ -240,26 +328,35 @@ def _draft(
     release: tuple[int, int, _Source],
     end: int,
     lines: _Lines,
-    offset: Callable[[int], int],
-    refused: set[int],
+    refused: list[int],
 ) -> Draft:
+    """The release whose title is paragraph ``release[0]``, its body running up to ``end``."""
     title_index, source_index, source = release
     body = paragraphs[source_index + 1 : end]
     if refused and any(source_index < k < end for k in refused):  # reported, not body text
         body = [paragraphs[k] for k in range(source_index + 1, end) if k not in refused]
-    date_line = parse_date_line(body[0]) if body and "\n" not in body[0] else None
-    if date_line is not None:
-        body = body[1:]
-    published = date_line or (find_date(body[0]) if body else None)
+    date_line = None
+    published = None
+    if body:
+        first = body[0]
+        # Cheap test first: a date line ends in its year's four digits.
+        if first[-4:].isdigit() and "\n" not in first:
+            date_line = parse_date_line(first)
+            if date_line is not None:
+                del body[0]
+        published = date_line or (find_date(body[0]) if body else None)
+    title = paragraphs[title_index]
     return Draft(
         agency=source.agency,
-        agency_slug=ids.agency_slug(source.agency),
+        agency_slug=source.slug,
         channel=source.channel,
-        title=" ".join(part.strip() for part in paragraphs[title_index].split("\n")),
+        title=(
+            " ".join(part.strip() for part in title.split("\n")) if "\n" in title else title.strip()
+        ),
         date_line=date_line,
         published=published,
         paragraphs=tuple(body),
-        line=lines.at(offset(title_index)),
+        line=lines.at(title_index),
     )
 
 
