@@ -91,7 +91,7 @@ class Agency:
 
 #: Most IDs a sync report lists per outcome: a first sync of 100,000 releases must not
 #: hold them all in memory just to report them.
-SAMPLE_IDS = 1000
+SAMPLE_IDS = 100
 
 
 @dataclass(frozen=True, slots=True)

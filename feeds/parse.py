@@ -87,6 +87,8 @@ _TRAILING_SPACE_REVERSED = re.compile(r"\n[^\S\n]+")
 _BLANK_RUN = re.compile(r"\n\n\n+")
 #: C0 controls but tab, LF and CR, as bytes: a fast check before the exact one.
 _C0_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13))
+#: Characters checked at a time by :func:`_xml_safe`: a few KB of memory, as fast as more.
+_CHECK_SLICE = 2048
 _SOURCE_START = "\n\nSource:"
 
 
@@ -150,21 +152,28 @@ def find_date(text: str) -> date | None:
     return None
 
 
+def _xml_safe(text: str) -> bool:
+    """Whether ``text`` holds only characters XML can carry, checked at C speed.
+
+    Slice by slice: encoding a whole file at once would allocate three bytes a character
+    (UTF-8's worst case) and so triple a sync's peak memory for this test alone.
+    """
+    if "\ufffe" in text or "\uffff" in text:
+        return False
+    for start in range(0, len(text), _CHECK_SLICE):
+        try:
+            encoded = text[start : start + _CHECK_SLICE].encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate
+            return False
+        if len(encoded.translate(None, _C0_BYTES)) != len(encoded):
+            return False
+    return True
+
+
 def _clean(text: str, path: str, problems: list[Problem]) -> str:
     """Remove characters XML cannot carry, reporting each affected line once."""
-    try:
-        encoded = text.encode("utf-8")  # fails on surrogates, which XML cannot carry
-    except UnicodeEncodeError:
-        encoded = b""
-    if (
-        encoded
-        and len(encoded.translate(None, _C0_BYTES)) == len(encoded)
-        and "\ufffe" not in text
-        and "\uffff" not in text
-    ) or not text:
-        return text  # the common case, checked at C speed
-    if not _XML_INVALID.search(text):
-        return text
+    if _xml_safe(text):
+        return text  # the common case
     lines = split_lines(text)
     for number, line in enumerate(lines, start=1):
         if _XML_INVALID.search(line):

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,8 @@ class SeedFile:
     """A seed file found by :func:`list_seeds`; ``name`` is relative to the seed directory."""
 
     name: str
-    path: Path
+    path: str
+    """A plain string: a ``Path`` per file interns its parts, growing memory for good."""
     fingerprint: Fingerprint
 
 
@@ -48,70 +50,106 @@ def is_seed_name(name: str) -> bool:
     return name.endswith(".txt") and not name.startswith(".")
 
 
-def listing_digest(seed_dir: Path) -> str:
-    """A digest of everything :func:`list_seeds` depends on, computed as cheaply as possible.
+#: Listing parts (names, numbers) hashed at a time: few hash calls, and memory bounded
+#: however big the directory is.
+_DIGEST_BATCH = 320
+
+
+def _digest_parts(digest: hashlib._Hash, parts: list[object]) -> None:
+    # repr() of a list of str and int is exact and stable, and runs in C. Each str is
+    # quoted, so names cannot run into the numbers after them.
+    digest.update(repr(parts).encode("utf-8", "surrogateescape"))
+    parts.clear()
+
+
+def listing_digest(seed_dir: Path) -> tuple[str, int]:
+    """A digest of everything :func:`iter_seeds` depends on, and how many names it will see.
 
     Names, the stat of each ``*.txt`` entry (through symlinks) and where symlinks lead:
-    equal digests mean an identical listing, so a sync can stop before building it.
-    This is the whole cost of an unchanged sync: it stays close to a bare scandir.
+    equal digests mean an identical listing, so a sync can stop before walking it again.
+    This is the whole cost of an unchanged sync, so it stays close to a bare scandir: the
+    parts are hashed in the order the directory gives them, not sorted, since an
+    unchanged directory lists in the same order (a reordered one only costs a sync that
+    opens nothing, as every file's fingerprint still matches).
     """
-    parts: list[str] = []
+    digest = hashlib.sha256(f"{seed_dir.resolve()}\n".encode(errors="surrogateescape"))
+    count = 0
+    # A flat list, names and numbers in turn: no tuple per entry to allocate.
+    parts: list[object] = []
     try:
         with os.scandir(seed_dir) as entries:
             for entry in entries:
                 name = entry.name
                 if not name.endswith(".txt") or name.startswith("."):
                     continue
+                count += 1
+                parts.append(name)
                 if entry.is_symlink():
-                    parts.append(f"{name}\0->{os.path.realpath(entry.path)}")
+                    parts.append(os.path.realpath(entry.path))
                 try:
                     st = entry.stat()
                 except OSError as exc:
-                    parts.append(f"{name}\0!{exc.errno}")
+                    parts.append(f"!{exc.errno}")
                     continue
-                parts.append(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_mode}")
+                parts += st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode
+                if len(parts) >= _DIGEST_BATCH:
+                    _digest_parts(digest, parts)
     except OSError as exc:
         parts.append(f"!{exc.errno}")
-    parts.sort()
-    return hashlib.sha256(f"{seed_dir.resolve()}\n".encode() + "\n".join(parts).encode(
-        "utf-8", "surrogateescape")).hexdigest()  # fmt: skip
+    _digest_parts(digest, parts)
+    return digest.hexdigest(), count
+
+
+def iter_seeds(seed_dir: Path) -> Iterator[SeedFile | Problem]:
+    """The seed files directly inside ``seed_dir``, and listing problems, one at a time.
+
+    In directory order, never held all at once: a sync of 10,000 files keeps one
+    entry in memory, not the listing. A symlink counts only when it leads to a regular
+    file inside the directory.
+    """
+    try:
+        root = seed_dir.resolve(strict=True)
+        entries = os.scandir(root)
+    except OSError as exc:
+        yield Problem(str(seed_dir), 0, f"cannot list seed directory: {exc.strerror}")
+        return
+    with entries:
+        for entry in entries:
+            if not is_seed_name(entry.name):
+                continue
+            try:
+                if entry.is_symlink():
+                    target = Path(os.path.realpath(entry.path))
+                    if not target.is_relative_to(root):
+                        yield Problem(
+                            entry.name, 0, "symlink leads outside the seed directory; refused"
+                        )
+                        continue
+                st = os.stat(entry.path)  # follows a symlink inside the directory
+            except FileNotFoundError:
+                yield Problem(entry.name, 0, "dangling symlink or file vanished; skipped")
+                continue
+            except OSError as exc:
+                yield Problem(entry.name, 0, f"cannot stat: {exc.strerror}")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                yield Problem(entry.name, 0, "not a regular file; ignored")
+                continue
+            yield SeedFile(entry.name, entry.path, _fingerprint(st))
 
 
 def list_seeds(seed_dir: Path) -> tuple[list[SeedFile], list[Problem]]:
-    """The seed files directly inside ``seed_dir``, sorted by name, and listing problems.
-
-    A symlink counts only when it leads to a regular file inside the directory.
-    """
+    """:func:`iter_seeds` as lists sorted by name, for ``feeds check`` and tests."""
+    seeds: list[SeedFile] = []
     problems: list[Problem] = []
-    try:
-        root = seed_dir.resolve(strict=True)
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except OSError as exc:
-        return [], [Problem(str(seed_dir), 0, f"cannot list seed directory: {exc.strerror}")]
-    found: list[SeedFile] = []
-    for entry in entries:
-        if not is_seed_name(entry.name):
-            continue
-        try:
-            if entry.is_symlink():
-                target = Path(os.path.realpath(entry.path))
-                if not target.is_relative_to(root):
-                    problems.append(
-                        Problem(entry.name, 0, "symlink leads outside the seed directory; refused")
-                    )
-                    continue
-            st = os.stat(entry.path)  # follows a symlink inside the directory
-        except FileNotFoundError:
-            problems.append(Problem(entry.name, 0, "dangling symlink or file vanished; skipped"))
-            continue
-        except OSError as exc:
-            problems.append(Problem(entry.name, 0, f"cannot stat: {exc.strerror}"))
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            problems.append(Problem(entry.name, 0, "not a regular file; ignored"))
-            continue
-        found.append(SeedFile(entry.name, Path(entry.path), _fingerprint(st)))
-    return found, problems
+    for found in iter_seeds(seed_dir):
+        if isinstance(found, Problem):
+            problems.append(found)
+        else:
+            seeds.append(found)
+    seeds.sort(key=lambda seed: seed.name)
+    problems.sort(key=lambda problem: problem.path)
+    return seeds, problems
 
 
 def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Content | None, list[Problem]]:
@@ -123,7 +161,8 @@ def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Content | None, list[Prob
     try:
         # O_NONBLOCK: a file swapped for a named pipe after listing must not hang the sync.
         fd = os.open(seed.path, os.O_RDONLY | os.O_NONBLOCK)
-        with open(fd, "rb") as handle:
+        # Unbuffered: a buffered read of a whole file copies it once more on the way.
+        with open(fd, "rb", buffering=0) as handle:
             st = os.fstat(handle.fileno())
             before = _fingerprint(st)
             if not stat.S_ISREG(st.st_mode):
@@ -142,6 +181,11 @@ def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Content | None, list[Prob
                 ]
             # Ask for what stat said: read(max_bytes + 1) would allocate the whole cap first.
             data = handle.read(before.size + 1)
+            while 0 < len(data) <= before.size:  # a short read (a signal, a file over 2 GB)
+                more = handle.read(before.size + 1 - len(data))
+                if not more:
+                    break
+                data += more
             after = _fingerprint(os.fstat(handle.fileno()))
     except FileNotFoundError:
         return None, [Problem(seed.name, 0, "file vanished before it could be read")]

@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -476,18 +476,21 @@ class SyncSession:
             is not None
         )
 
-    def add_content(self, sha256: str, copies: list[Copy], problems: list[Problem]) -> None:
-        """Store what parsing one content gave: its releases and its problems (by line)."""
+    def add_content(self, sha256: str, copies: Iterable[Copy], problems: list[Problem]) -> None:
+        """Store what parsing one content gave: its releases and its problems (by line).
+
+        ``copies`` is consumed lazily: one release's JSON is alive at a time, not a file's.
+        """
         self._conn.execute("INSERT OR IGNORE INTO contents (sha256) VALUES (?)", (sha256,))
         self._conn.executemany(
             "INSERT OR REPLACE INTO copies "
             "(sha256, idx, id, agency_slug, agency, content_hash, weight, draft) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+            (
                 (sha256, idx, c.id, c.draft.agency_slug, c.draft.agency, c.content_hash, c.weight,
                  draft_to_json(c.draft))
                 for idx, c in enumerate(copies)
-            ],
+            ),
         )  # fmt: skip
         self._conn.executemany(
             "INSERT INTO content_problems (sha256, line, message) VALUES (?, ?, ?)",

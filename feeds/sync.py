@@ -20,7 +20,7 @@ from pathlib import Path
 
 from feeds import ids, lock, parse, scan
 from feeds.errors import SyncBusyError
-from feeds.model import Draft, SyncReport
+from feeds.model import Draft, Problem, SyncReport
 from feeds.store import Copy, FileRow, Store
 
 log = logging.getLogger(__name__)
@@ -38,15 +38,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def draft_hash(draft: Draft) -> str:
-    """Content hash of a draft: everything a reader sees, whitespace-normalized."""
+def squashed_body(draft: Draft) -> str:
+    """The body as one line, every run of whitespace one space: what hash and weight read.
+
+    Paragraph by paragraph, so that no more than one paragraph is split into words at a
+    time; the result equals :func:`feeds.ids.squash` of the paragraphs joined.
+    """
+    return " ".join(filter(None, map(ids.squash, draft.paragraphs)))
+
+
+def draft_hash(draft: Draft, body: str | None = None) -> str:
+    """Content hash of a draft: everything a reader sees, whitespace-normalized.
+
+    ``body`` is :func:`squashed_body`, when the caller has it already.
+    """
     return ids.content_hash(
         [
-            draft.agency,
-            draft.channel or "",
-            draft.title,
+            ids.squash(draft.agency),
+            ids.squash(draft.channel or ""),
+            ids.squash(draft.title),
             draft.date_line.isoformat() if draft.date_line else "",
-            "\n".join(draft.paragraphs),
+            squashed_body(draft) if body is None else body,
         ]
     )
 
@@ -57,8 +69,8 @@ def draft_id(draft: Draft) -> str:
 
 def to_copy(draft: Draft) -> Copy:
     """A draft as the store keeps it; its weight (text length) decides between copies."""
-    weight = len(" ".join("\n".join(draft.paragraphs).split()))
-    return Copy(draft_id(draft), draft, draft_hash(draft), weight)
+    body = squashed_body(draft)
+    return Copy(draft_id(draft), draft, draft_hash(draft, body), len(body))
 
 
 def sync(
@@ -98,7 +110,7 @@ def _sync(
     now = started.replace(microsecond=0)
     # Taken before anything is read: a change after this point makes the next digest
     # differ, so the next sync reads again.
-    digest = scan.listing_digest(seed_dir)
+    digest, names = scan.listing_digest(seed_dir)
     if digest == store.listing_digest():
         # Nothing was added, removed or touched since the last complete sync: open nothing.
         seen = store.file_count()
@@ -110,13 +122,20 @@ def _sync(
         store.record_unchanged(report)
         log.info("%s", report.summary())
         return report
-    listing, problems = scan.list_seeds(seed_dir)
 
-    read = skipped = size = 0
+    problems: list[Problem] = []
+    done = read = skipped = size = 0
     complete = True
     with store.sync_session(now) as session:
-        for done, seed in enumerate(listing):
-            progress(done, len(listing), size)
+        # One file at a time, in directory order: memory holds one file's text and
+        # releases, never the listing or the corpus (the store's SQL does the rest).
+        for found in scan.iter_seeds(seed_dir):
+            if isinstance(found, Problem):
+                problems.append(found)
+                continue
+            seed = found
+            progress(done, max(names, done), size)
+            done += 1
             row = session.file(seed.name)
             if row is not None and row.fingerprint == seed.fingerprint:
                 session.keep_file(seed.name)
@@ -131,23 +150,24 @@ def _sync(
                     session.keep_file(seed.name)
                 continue
             read += 1
-            size += len(content.data)
-            if not session.has_content(content.sha256):
+            size += content.fingerprint.size
+            sha256, fingerprint = content.sha256, content.fingerprint
+            if not session.has_content(sha256):
                 text, decode_problems = scan.decode(content.data, seed.name)
+                content = None  # drop the bytes now: the text replaces them
                 drafts, parse_problems = parse.parse(text, seed.name)
-                session.add_content(
-                    content.sha256,
-                    [to_copy(d) for d in drafts],
-                    decode_problems + parse_problems,
-                )
-            session.put_file(FileRow(seed.name, content.fingerprint, content.sha256))
-        progress(len(listing), len(listing), size)
+                del text  # the drafts share the paragraphs; the whole text can go
+                session.add_content(sha256, map(to_copy, drafts), decode_problems + parse_problems)
+                del drafts
+            session.put_file(FileRow(seed.name, fingerprint, sha256))
+        problems.sort(key=lambda problem: (problem.path, problem.line))
+        progress(done, done, size)
         outcome = session.reconcile(problems)
         report = SyncReport(
             started=started,
             finished=clock(),
             ok=True,
-            files_seen=len(listing),
+            files_seen=done,
             files_read=read,
             files_skipped=skipped,
             new=tuple(outcome.samples["new"]),

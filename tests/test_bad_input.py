@@ -32,8 +32,8 @@ Spec keys of ``<case>.expected.json``:
     ``{"path", "symlink_to"}``; ``{"path", "mkfifo": true}``.
 ``after_listing``
     ``{"delete": name}``, ``{"truncate": name, "to_bytes": n}`` or
-    ``{"replace_with_fifo": name}``: done right after each listing of the directory
-    (``feeds.scan.list_seeds`` is wrapped), so the read meets a changed file.
+    ``{"replace_with_fifo": name}``: done right after the file is listed
+    (``feeds.scan.iter_seeds`` is wrapped), so the read meets a changed file.
 ``settings``
     app settings (``max_file_bytes`` also goes to ``feeds check`` as
     ``FEEDS_MAX_FILE_BYTES``).
@@ -196,21 +196,20 @@ def _release_fifo_reader(path: Path) -> None:
 def change_after_listing(
     monkeypatch: pytest.MonkeyPatch, seed_dir: Path, action: dict[str, Any]
 ) -> None:
-    """Wrap ``feeds.scan.list_seeds`` so that each listing is followed by ``action``.
+    """Wrap ``feeds.scan.iter_seeds`` so that listing the file is followed by ``action``.
 
-    Before each listing the file is put back as the case wrote it, so the sync and
-    ``feeds check`` both meet the same race.
+    The action runs right after the file is listed (and its stat taken), before anyone
+    reads it. Before each listing the file is put back as the case wrote it, so the sync
+    and ``feeds check`` both meet the same race.
     """
     name = action.get("delete") or action.get("truncate") or action["replace_with_fifo"]
     target = seed_dir / name
     original = target.read_bytes()
-    real_list_seeds = scan.list_seeds
+    real_iter_seeds = scan.iter_seeds
 
-    def list_then_change(directory: Path) -> Any:
-        if target.exists() or target.is_symlink():
-            target.unlink()
-        target.write_bytes(original)
-        result = real_list_seeds(directory)
+    def change(found: Any) -> None:
+        if not (isinstance(found, scan.SeedFile) and found.name == name):
+            return
         if "delete" in action:
             target.unlink()
         elif "truncate" in action:
@@ -222,9 +221,16 @@ def change_after_listing(
             watchdog = threading.Thread(target=_release_fifo_reader, args=(target,), daemon=True)
             watchdog.start()
             WATCHDOGS.append(watchdog)
-        return result
 
-    monkeypatch.setattr(scan, "list_seeds", list_then_change)
+    def list_then_change(directory: Path) -> Iterator[Any]:
+        if target.exists() or target.is_symlink():
+            target.unlink()
+        target.write_bytes(original)
+        for found in real_iter_seeds(directory):
+            change(found)
+            yield found
+
+    monkeypatch.setattr(scan, "iter_seeds", list_then_change)
 
 
 @pytest.fixture(scope="module")

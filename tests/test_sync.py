@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -234,14 +235,15 @@ def test_vanished_file_between_listing_and_reading(
 ) -> None:
     (seed_dir / "a.txt").write_text(release_text("Stays"), encoding="utf-8")
     (seed_dir / "b.txt").write_text(release_text("Vanishes"), encoding="utf-8")
-    real_list = scan.list_seeds
+    real_iter = scan.iter_seeds
 
-    def list_then_delete(seed_dir: Path) -> object:
-        result = real_list(seed_dir)
-        (seed_dir / "b.txt").unlink()
-        return result
+    def list_then_delete(seed_dir: Path) -> Iterator[object]:
+        for found in real_iter(seed_dir):
+            if isinstance(found, scan.SeedFile) and found.name == "b.txt":
+                (seed_dir / "b.txt").unlink()  # listed (and stat'ed), then gone
+            yield found
 
-    monkeypatch.setattr(scan, "list_seeds", list_then_delete)
+    monkeypatch.setattr(scan, "iter_seeds", list_then_delete)
     report = sync(store, seed_dir)
     assert present_titles(store) == {"Stays"}
     assert any(p.path == "b.txt" and "vanished" in p.message for p in report.problems)
