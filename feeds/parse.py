@@ -81,10 +81,11 @@ def split_lines(text: str) -> list[str]:
 #: pattern starts with a literal, so the regex engine skips ahead to each newline; one
 #: that starts with a character class would try every character.
 _SPACE_BEFORE_NEWLINE = re.compile(r"\n(?<=[^\S\n]\n)")
-#: Trailing whitespace of every line, found in the *reversed* text for the same reason.
-_TRAILING_SPACE_REVERSED = re.compile(r"\n[^\S\n]+")
-#: Three or more newlines: two or more blank lines in a row.
-_BLANK_RUN = re.compile(r"\n\n\n+")
+#: A paragraph separator in general: the end of a line, then one or more lines that are
+#: empty or only whitespace (each ending in a newline).
+_BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
+#: Lines that are empty or only whitespace, at the start of a text.
+_LEADING_BLANK_LINES = re.compile(r"(?:[^\S\n]*\n)*")
 #: C0 controls but tab, LF and CR, as bytes: a fast check before the exact one.
 _C0_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13))
 #: Characters checked at a time by :func:`_xml_safe`: a few KB of memory, as fast as more.
@@ -181,14 +182,8 @@ def _clean(text: str, path: str, problems: list[Problem]) -> str:
     return _XML_INVALID.sub("", text)
 
 
-def _strip_line_ends(text: str) -> str:
-    """Every line without its trailing whitespace (CR, spaces, NBSP): blank lines become empty."""
-    last = text[-1:]
-    if not _SPACE_BEFORE_NEWLINE.search(text) and not (last.isspace() and last != "\n"):
-        return text  # the common case: one fast search
-    # The leading "\n" lets the last line (first in reverse) match like any other.
-    reversed_text = "\n" + text[::-1]
-    return _TRAILING_SPACE_REVERSED.sub("\n", reversed_text)[:0:-1]
+Runs = tuple[list[int], list[int]]
+"""Paragraph indices after runs of several blank lines, and the extra newlines up to each."""
 
 
 class _Lines:
@@ -204,7 +199,7 @@ class _Lines:
         paragraphs: list[str],
         inner: bool,
         lead: int,
-        runs: tuple[list[int], list[int]] | None,
+        runs: Runs | None,
     ) -> None:
         self.base = lead + 1
         # Newlines inside the paragraphs before each one, only for files that have any.
@@ -226,33 +221,6 @@ class _Lines:
         return line
 
 
-#: A paragraph separator: one blank line or more.
-_SEPARATOR = re.compile(r"\n\n+")
-
-
-def _normalize(text: str) -> tuple[str, int, tuple[list[int], list[int]] | None]:
-    """The text without leading newlines and with each run of blank lines as one.
-
-    Then its paragraphs are exactly ``text.split("\n\n")`` (but a trailing newline or
-    two). Returns the new text, the newlines removed at the start, and the collapsed runs
-    for :class:`_Lines`. Most files need none of this; :func:`parse` calls it only when
-    its first split shows a leading newline or an empty paragraph.
-    """
-    stripped = text.lstrip("\n")
-    lead = len(text) - len(stripped)
-    if "\n\n\n" not in stripped:
-        return stripped, lead, None
-    indices: list[int] = []
-    totals: list[int] = []
-    removed = 0
-    for index, run in enumerate(_SEPARATOR.finditer(stripped), start=1):
-        if run.end() - run.start() > 2:
-            removed += run.end() - run.start() - 2
-            indices.append(index)
-            totals.append(removed)
-    return _SEPARATOR.sub("\n\n", stripped), lead, (indices, totals)
-
-
 def _split(text: str) -> list[str]:
     """Paragraphs of a text whose blank lines are empty and single, without the end's."""
     paragraphs = text.split("\n\n")
@@ -263,21 +231,65 @@ def _split(text: str) -> list[str]:
     return paragraphs
 
 
+def _strip_lines(paragraph: str) -> str:
+    """The paragraph with no whitespace at the end of any line (CR, spaces, NBSP)."""
+    if not _SPACE_BEFORE_NEWLINE.search(paragraph) and not paragraph[-1:].isspace():
+        return paragraph
+    return "\n".join(line.rstrip() for line in paragraph.split("\n"))
+
+
+def _split_slowly(text: str) -> tuple[list[str], int, Runs | None]:
+    """Paragraphs of any text: blank lines may hold whitespace, come several in a row or
+    start the text, and lines may end in whitespace.
+
+    Returns the paragraphs, the number of blank lines before the first, and the runs of
+    several blank lines for :class:`_Lines`. One paragraph at a time, never a second
+    copy of the whole text: a CRLF file is as big as any other.
+    """
+    start = _LEADING_BLANK_LINES.match(text).end()  # type: ignore[union-attr]  # always matches
+    lead = text.count("\n", 0, start)
+    paragraphs: list[str] = []
+    indices: list[int] = []
+    totals: list[int] = []
+    extra = 0
+    for separator in _BLANK_LINES.finditer(text, start):
+        paragraphs.append(_strip_lines(text[start : separator.start()]))
+        newlines = text.count("\n", separator.start(), separator.end())
+        if newlines > 2:
+            extra += newlines - 2
+            indices.append(len(paragraphs))
+            totals.append(extra)
+        start = separator.end()
+    last = _strip_lines(text[start:])
+    if last.endswith("\n"):  # the text ended with a newline and perhaps blank spaces
+        last = last[:-1]
+    if last:
+        paragraphs.append(last)
+    return paragraphs, lead, (indices, totals) if indices else None
+
+
+def _paragraphs(text: str) -> tuple[list[str], int, Runs | None]:
+    """The paragraphs of ``text``, with what :class:`_Lines` needs to number them."""
+    last = text[-1:]
+    if not _SPACE_BEFORE_NEWLINE.search(text) and not (last.isspace() and last != "\n"):
+        # No line ends in whitespace, so blank lines are empty: one split does it, unless
+        # the text starts with a newline or has several blank lines in a row. Either
+        # makes an empty paragraph or one that starts with a newline, the smallest
+        # characters a paragraph can start with but a tab: min() looks in one quick pass.
+        paragraphs = _split(text)
+        if not (
+            paragraphs
+            and min(paragraphs)[:1] <= "\n"
+            and (text.startswith("\n") or "\n\n\n" in text)
+        ):
+            return paragraphs, 0, None
+    return _split_slowly(text)
+
+
 def parse(text: str, path: str) -> tuple[list[Draft], list[Problem]]:
     """Parse one seed file's text. Never raises on any ``str`` input."""
     problems: list[Problem] = []
-    text = _clean(text, path, problems)
-    text = _strip_line_ends(text)
-    paragraphs = _split(text)
-    lead = 0
-    runs = None
-    # An empty paragraph or one that starts with a newline (the smallest characters a
-    # paragraph can start with, but a tab) means the text starts with a newline or holds
-    # several blank lines in a row: normalize it, then split again. min() is one quick
-    # pass over the list.
-    if paragraphs and min(paragraphs)[:1] <= "\n" and (text.startswith("\n") or "\n\n\n" in text):
-        text, lead, runs = _normalize(text)
-        paragraphs = _split(text)
+    paragraphs, lead, runs = _paragraphs(_clean(text, path, problems))
     count = len(paragraphs)
     # Whether any paragraph spans several lines; map() runs the test in C.
     inner = any(map(operator.contains, paragraphs, itertools.repeat("\n")))
