@@ -6,9 +6,11 @@ paragraphs separated by blank lines, a release starting at the paragraph right
 before a one-line ``Source: Agency[ (channel)]`` paragraph.
 
 This is the hot loop of a first sync, so the work is done by whole-text string
-operations in C (one ``str.split``, ``str.find`` and ``str.count``) and the
-Python per release is kept to a few dozen steps; ``tests/test_parse_reference.py``
-checks it against a plain line-by-line reading of the grammar.
+operations in C (one ``str.split``; tests mapped over the paragraph list) and
+the Python per release is kept to a few dozen steps. Files whose blank lines
+hold whitespace or come several in a row take a slower path that still never
+copies the whole text. ``tests/test_parse_reference.py`` checks both against
+a plain line-by-line reading of the grammar.
 """
 
 from __future__ import annotations
@@ -86,11 +88,10 @@ _SPACE_BEFORE_NEWLINE = re.compile(r"\n(?<=[^\S\n]\n)")
 _BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
 #: Lines that are empty or only whitespace, at the start of a text.
 _LEADING_BLANK_LINES = re.compile(r"(?:[^\S\n]*\n)*")
-#: C0 controls but tab, LF and CR, as bytes: a fast check before the exact one.
+#: C0 controls but tab, LF and CR, as bytes, for the fast check in :func:`_xml_safe`.
 _C0_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13))
 #: Characters checked at a time by :func:`_xml_safe`: a few KB of memory, as fast as more.
 _CHECK_SLICE = 2048
-_SOURCE_START = "\n\nSource:"
 
 
 def _source(line: str) -> _Source | None:
