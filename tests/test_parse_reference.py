@@ -43,7 +43,8 @@ from feeds.parse import parse
 from feeds.scan import decode
 
 from .conftest import DATA
-from .test_parse import FRAGMENTS, SEPARATORS, is_xml_char, seed_like_text
+from .test_identity import MONTHS as MONTH_NAMES
+from .test_parse import FRAGMENTS, SEPARATORS, as_json, is_xml_char, seed_like_text
 
 PATH = "seed.txt"
 T = TypeVar("T")
@@ -64,20 +65,6 @@ TEXT_BEFORE = "text before the first release is not published"
 PROBLEM_CAP = 50
 
 SOURCE_PREFIX = "Source: "
-MONTH_NAMES = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 ASCII_DIGITS = "0123456789"
 
 
@@ -317,19 +304,7 @@ def test_reference_matches_corpus(name: str) -> None:
     text, decode_problems = decode((CASES_DIR / label).read_bytes(), label)
     drafts, parse_problems = reference_parse(text, label)
     problems = decode_problems + parse_problems
-    got = [
-        {
-            "agency": d.agency,
-            "agency_slug": d.agency_slug,
-            "channel": d.channel,
-            "title": d.title,
-            "date_line": d.date_line.isoformat() if d.date_line else None,
-            "published": d.published.isoformat() if d.published else None,
-            "paragraphs": list(d.paragraphs),
-            "line": d.line,
-        }
-        for d in drafts
-    ]
+    got = [as_json(d) for d in drafts]
     assert got == expected["releases"]
     assert [(p.line, p.path) for p in problems] == [
         (want["line"], label) for want in expected["problems"]
