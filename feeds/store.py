@@ -516,7 +516,7 @@ class SyncSession:
 
         Among several copies of one release the heaviest wins (most text, then the
         highest content hash): content decides, never a file name or order. New
-        releases are numbered in reading order (file name, then place in the file).
+        releases are numbered by file name, then place in the file (not by the order of reading).
         """
         conn = self._conn
         conn.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM seen)")
