@@ -40,7 +40,7 @@ from feedgen.feed import FeedGenerator
 
 from feeds import catalog, markup, query, render
 from feeds.catalog import FeedDoc
-from feeds.store import Store
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import locked_sync, utcnow
 
 BASE_URL = "http://127.0.0.1:8000"
@@ -91,7 +91,7 @@ def documents(count: int, workdir: Path) -> tuple[FeedDoc, FeedDoc]:
     database = workdir / f"render-{count}.sqlite3"
     store = Store(database)
     store.initialize(utcnow())
-    report = locked_sync(store, seed_dir, database.with_name(database.name + ".lock"))
+    report = locked_sync(store, seed_dir)
     if not report.ok or len(report.new) != count:
         raise SystemExit(f"sync of {count} releases failed: {report.summary()}")
     snapshot = store.snapshot()

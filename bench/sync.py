@@ -60,7 +60,7 @@ import feeds
 from feeds import scan
 from feeds.model import Draft, SyncReport
 from feeds.parse import parse
-from feeds.store import Store
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import sync
 
 #: Releases at ``--scale 1``, and releases per file of the two layouts.
@@ -96,7 +96,7 @@ def status(field):
                 return int(line.split()[1])  # KiB
     raise RuntimeError(field)
 
-from feeds.store import Store
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import sync, utcnow
 
 import feeds

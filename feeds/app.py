@@ -16,9 +16,9 @@ from flask import Flask
 
 from feeds import config as config_module
 from feeds import schedule, web, websub
+from feeds.backends import open_store
 from feeds.config import Config
 from feeds.site import Site
-from feeds.store import Store
 from feeds.sync import locked_sync, utcnow
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,9 @@ def create_app(
     """Build the app from ``FEEDS_*`` settings, with ``overrides`` by setting name."""
     config = config_module.load(environ, overrides)
     configure_logging(config)
-    store = Store(config.database)
+    store = open_store(config.database)
     store.initialize(utcnow())
-    report = locked_sync(
-        store, config.seed_dir, config.lock_path, max_file_bytes=config.max_file_bytes
-    )
+    report = locked_sync(store, config.seed_dir, max_file_bytes=config.max_file_bytes)
     # Changes found while the service was down reach WebSub subscribers too.
     websub.after_sync_in_background(report, config.websub_hub, config.base_url)
 

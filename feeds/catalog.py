@@ -1,12 +1,14 @@
 """Which releases belong in which feed document, and each document's own metadata.
 
-Pure functions over a :class:`~feeds.model.Snapshot`; no I/O, no formats.
-DESIGN.md "What readers see": a feed's releases are numbered in first-seen
-order (gone ones keep their number) and cut into archive pages of exactly
-``page_size``; a full page's set of entries never changes except when a release
-leaves the seeds. The subscription document holds every release past the last
-full page plus the ``page_size`` most recently changed ones, newest change
-first, so a late arrival with an old date still reaches every subscriber.
+Each document is built from a few questions to a :class:`~feeds.store.Reader`
+(one read transaction) and the store's :class:`~feeds.model.State`, asking
+only for the rows the document shows; no formats here. DESIGN.md "What
+readers see": a feed's releases are numbered in first-seen order (gone ones
+keep their number) and cut into archive pages of exactly ``page_size``; a full
+page's set of entries never changes except when a release leaves the seeds.
+The subscription document holds every release past the last full page plus
+the ``page_size`` most recently changed ones, newest change first, so a late
+arrival with an old date still reaches every subscriber.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from datetime import datetime
 from typing import Literal
 
 from feeds import ids
-from feeds.model import Agency, Release, Snapshot
+from feeds.model import Agency, Release, State
 from feeds.query import ALL, Filters, Selection
+from feeds.store import Reader
 
 Kind = Literal["current", "archive", "filtered"]
 
@@ -86,17 +89,21 @@ def archive_path(name: str, page: int, extension: str) -> str:
     return f"/feeds/{name}/archive/{page}.{extension}"
 
 
-def feed_names(snapshot: Snapshot) -> list[str]:
+def feed_names(state: State) -> list[str]:
     """The feeds to list: the combined one, then one per agency ever seen."""
-    return [ALL, *(a.slug for a in snapshot.agencies)]
+    return [ALL, *(a.slug for a in state.agencies)]
 
 
-def members(snapshot: Snapshot, selection: Selection) -> list[Release]:
-    """Every release the feed ever had (gone ones too), in first-seen order."""
+def member_count(state: State, selection: Selection) -> int:
+    """How many releases the feed ever had (gone ones too)."""
     if selection.slugs is None:
-        return list(snapshot.releases)
-    wanted = set(selection.slugs)
-    return [r for r in snapshot.releases if r.draft.agency_slug in wanted]
+        return state.releases
+    agencies = state.by_slug
+    return sum(agencies[slug].members for slug in selection.slugs)
+
+
+def full_pages(state: State, selection: Selection, page_size: int) -> int:
+    return member_count(state, selection) // page_size
 
 
 def newest_first(releases: list[Release]) -> list[Release]:
@@ -105,20 +112,11 @@ def newest_first(releases: list[Release]) -> list[Release]:
     Among releases changed at the same moment, corrections come before new arrivals,
     then the later-seen first: when one sync brings more than a page of changes, a
     new release can still be found through its new archive page, a correction of an
-    archived one only here.
+    archived one only here. The stores' "newest" indexes keep the same order.
     """
     return sorted(
         releases, key=lambda r: (r.updated, r.updated != r.first_seen, r.seq), reverse=True
     )
-
-
-def subscription_entries(feed_members: list[Release], page_size: int) -> list[Release]:
-    """The subscription document's entries from a feed's releases in first-seen order."""
-    full = (len(feed_members) // page_size) * page_size
-    present = [r for r in feed_members if r.present]
-    tail = {r.id for r in feed_members[full:] if r.present}
-    recent = {r.id for r in newest_first(present)[:page_size]}
-    return newest_first([r for r in present if r.id in tail or r.id in recent])
 
 
 def updated_of(releases: list[Release], fallback: datetime) -> datetime:
@@ -126,6 +124,15 @@ def updated_of(releases: list[Release], fallback: datetime) -> datetime:
     moments = [r.updated for r in releases if r.present]
     moments += [r.left_at for r in releases if r.left_at is not None]
     return max(moments) if moments else fallback
+
+
+def feed_updated(state: State, selection: Selection) -> datetime:
+    """A feed's ``updated``: its agencies' latest change or departure, else their sighting."""
+    if selection.slugs is None:
+        return state.updated
+    chosen = [state.by_slug[slug] for slug in selection.slugs]
+    moments = [a.updated for a in chosen if a.updated is not None]
+    return max(moments) if moments else min(a.first_seen for a in chosen)
 
 
 def _title(selection: Selection, agencies: dict[str, Agency]) -> str:
@@ -140,27 +147,25 @@ def _html_path(selection: Selection) -> str:
     return "/"
 
 
-def _sources(snapshot: Snapshot, selection: Selection, page_size: int) -> dict[str, SourceFeed]:
+def _sources(state: State, selection: Selection) -> dict[str, SourceFeed]:
     if not selection.multi:
         return {}
-    agencies = {a.slug: a for a in snapshot.agencies}
+    agencies = state.by_slug
     slugs = selection.slugs if selection.slugs is not None else tuple(agencies)
-    result = {}
-    for slug in slugs:
-        own = Selection(slug, (slug,))
-        result[slug] = SourceFeed(
+    return {
+        slug: SourceFeed(
             id=ids.feed_id(slug),
-            title=_title(own, agencies),
+            title=_title(Selection(slug, (slug,)), agencies),
             path=feed_path(slug, "atom"),
-            updated=updated_of(members(snapshot, own), agencies[slug].first_seen),
+            updated=agencies[slug].feed_updated,
         )
-    return result
+        for slug in slugs
+    }
 
 
 def _doc(
-    snapshot: Snapshot,
+    state: State,
     selection: Selection,
-    page_size: int,
     kind: Kind,
     entries: list[Release],
     updated: datetime,
@@ -169,7 +174,7 @@ def _doc(
     query: str = "",
     full_pages: int = 0,
 ) -> FeedDoc:
-    agencies = {a.slug: a for a in snapshot.agencies}
+    agencies = state.by_slug
     title = _title(selection, agencies)
     feed_key = selection.name
     if kind == "filtered":
@@ -188,73 +193,62 @@ def _doc(
         page=page,
         full_pages=full_pages,
         query=query,
-        sources=_sources(snapshot, selection, page_size),
+        sources=_sources(state, selection),
     )
 
 
-def _fallback(snapshot: Snapshot, selection: Selection) -> datetime:
-    """When a feed has nothing to date it by: its agencies' first sighting, or store creation."""
-    if selection.slugs is None:
-        return snapshot.created
-    return min(a.first_seen for a in snapshot.agencies if a.slug in selection.slugs)
-
-
-def current(snapshot: Snapshot, selection: Selection, page_size: int) -> FeedDoc:
-    """The subscription document of a feed."""
-    feed_members = members(snapshot, selection)
+def current(reader: Reader, state: State, selection: Selection, page_size: int) -> FeedDoc:
+    """The subscription document of a feed: its tail plus its most recent changes."""
+    pages = full_pages(state, selection, page_size)
+    tail = reader.present_after(selection.slugs, pages * page_size)
+    recent = reader.newest(selection.slugs, page_size)
+    entries = newest_first(list({r.id: r for r in (*tail, *recent)}.values()))
     return _doc(
-        snapshot,
+        state,
         selection,
-        page_size,
         "current",
-        subscription_entries(feed_members, page_size),
-        updated_of(feed_members, _fallback(snapshot, selection)),
-        full_pages=len(feed_members) // page_size,
+        entries,
+        feed_updated(state, selection),
+        full_pages=pages,
     )
 
 
-def archive(snapshot: Snapshot, selection: Selection, page: int, page_size: int) -> FeedDoc | None:
+def archive(
+    reader: Reader, state: State, selection: Selection, page: int, page_size: int
+) -> FeedDoc | None:
     """Archive page ``page`` (1 = oldest) of a feed; None unless it is a full page."""
-    feed_members = members(snapshot, selection)
-    full_pages = len(feed_members) // page_size
-    if not 1 <= page <= full_pages:
+    pages = full_pages(state, selection, page_size)
+    if not 1 <= page <= pages:
         return None
-    on_page = feed_members[(page - 1) * page_size : page * page_size]
+    on_page = reader.members(selection.slugs, (page - 1) * page_size + 1, page * page_size)
+    if selection.slugs is None:
+        fallback = state.created
+    else:
+        fallback = min(state.by_slug[slug].first_seen for slug in selection.slugs)
     return _doc(
-        snapshot,
+        state,
         selection,
-        page_size,
         "archive",
         newest_first([r for r in on_page if r.present]),
-        updated_of(on_page, _fallback(snapshot, selection)),
+        updated_of(on_page, fallback),
         page=page,
-        full_pages=full_pages,
+        full_pages=pages,
     )
 
 
-def filtered(snapshot: Snapshot, selection: Selection, filters: Filters, page_size: int) -> FeedDoc:
+def filtered(
+    reader: Reader, state: State, selection: Selection, filters: Filters, page_size: int
+) -> FeedDoc:
     """A feed's present releases that pass ``filters``, newest change first.
 
     ``limit`` defaults to ``page_size``; ``since`` keeps entries updated after it.
     """
-    feed_members = members(snapshot, selection)
-    chosen = [
-        r
-        for r in newest_first([r for r in feed_members if r.present])
-        if (filters.since is None or r.updated > filters.since) and filters.matches(searchable(r))
-    ]
     limit = filters.limit if filters.limit is not None else page_size
     return _doc(
-        snapshot,
+        state,
         selection,
-        page_size,
         "filtered",
-        chosen[:limit],
-        updated_of(feed_members, _fallback(snapshot, selection)),
+        reader.search(selection.slugs, filters, limit),
+        feed_updated(state, selection),
         query=filters.canonical(),
     )
-
-
-def searchable(release: Release) -> str:
-    """Case-folded title and body, as ``q`` and ``exclude`` search them."""
-    return (release.draft.title + "\n" + "\n".join(release.draft.paragraphs)).casefold()

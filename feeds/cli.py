@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from feeds import __version__, export, parse, scan, serving, websub
 from feeds.app import configure_logging
+from feeds.backends import open_store
 from feeds.config import SETTINGS, Config, load
 from feeds.errors import FeedsError
 from feeds.model import Problem
@@ -142,7 +143,7 @@ class _ProgressBar:
 
 def _open_store(config: Config) -> Store | None:
     try:
-        store = Store(config.database)
+        store = open_store(config.database)
         store.initialize(utcnow())
     except FeedsError as exc:
         print(f"feeds: {exc}", file=sys.stderr)
@@ -158,7 +159,6 @@ def _sync(config: Config) -> int:
     report = locked_sync(
         store,
         config.seed_dir,
-        config.lock_path,
         max_file_bytes=config.max_file_bytes,
         progress=_ProgressBar(sys.stderr),
     )
@@ -188,16 +188,14 @@ def _stats(config: Config) -> int:
     store = _open_store(config)
     if store is None:
         return 2
-    snapshot = store.snapshot()
+    with store.read() as reader:
+        state = reader.state()
     print(f"{'agency':<28}{'releases':>9}{'gone':>7}  newest")
-    for agency in snapshot.agencies:
-        mine = [r for r in snapshot.releases if r.draft.agency_slug == agency.slug]
-        dates = [r.draft.published for r in mine if r.present and r.draft.published]
-        newest = max(dates).isoformat() if dates else "-"
-        gone = sum(1 for r in mine if not r.present)
+    for agency in state.agencies:
+        newest = agency.newest.isoformat() if agency.newest else "-"
+        gone = agency.members - agency.present_count
         print(f"{agency.name[:27]:<28}{agency.present_count:>9}{gone:>7}  {newest}")
-    present = sum(1 for r in snapshot.releases if r.present)
-    print(f"{'total':<28}{present:>9}{len(snapshot.releases) - present:>7}")
+    print(f"{'total':<28}{state.present:>9}{state.releases - state.present:>7}")
     return 0
 
 
@@ -208,9 +206,7 @@ def _export(config: Config, out: Path) -> int:
     if store is None:
         return 2
     # Export what the seeds say now, not what the last sync happened to see.
-    synced = locked_sync(
-        store, config.seed_dir, config.lock_path, max_file_bytes=config.max_file_bytes
-    )
+    synced = locked_sync(store, config.seed_dir, max_file_bytes=config.max_file_bytes)
     if not synced.ok:
         print(f"feeds: sync failed: {synced.error}; exporting the last good state", file=sys.stderr)
     report = export.export(Site(store, config), out)

@@ -169,11 +169,6 @@ class Config:
     log_level: str
 
     @property
-    def lock_path(self) -> Path:
-        """The sync lock file, beside the database (the same file as ``Store.lock_path``)."""
-        return self.database.with_name(self.database.name + ".lock")
-
-    @property
     def max_age(self) -> int:
         """``Cache-Control`` max-age of current documents: one sync interval, 1 s to 1 h.
 

@@ -35,31 +35,36 @@ class ExportReport:
 
 
 def documents(site: Site) -> Iterator[tuple[str, Representation]]:
-    """Every exportable URL path (relative file path) with its representation."""
-    snapshot = site.snapshot()
-    for name in catalog.feed_names(snapshot):
-        selection = site.selection(name)
-        full_pages = len(catalog.members(snapshot, selection)) // site.config.page_size
-        for extension in FORMATS:
-            yield f"feeds/{name}.{extension}", site.feed(selection, extension, query.Filters())
-            for page in range(1, full_pages + 1):
-                archived = site.archive(selection, page, extension)
-                assert archived is not None
-                yield f"feeds/{name}/archive/{page}.{extension}", archived
-    yield "feeds.opml", site.opml()
-    yield "index.html", site.index_page()
-    for agency in snapshot.agencies:
-        for page in range(1, pages.agency_pages(snapshot, agency.slug) + 1):
-            path = f"agencies/{agency.slug}.html" if page == 1 else (
-                f"agencies/{agency.slug}/page/{page}.html"
-            )  # fmt: skip
-            rep = site.agency_page(agency.slug, page)
+    """Every exportable URL path (relative file path) with its representation.
+
+    Walks the store in one read transaction, so every file comes from one sync state;
+    releases are listed a batch at a time, never all held at once.
+    """
+    with site.store.read() as reader:
+        state = reader.state()
+        for name in catalog.feed_names(state):
+            selection = site.selection(name, state)
+            full_pages = catalog.full_pages(state, selection, site.config.page_size)
+            for extension in FORMATS:
+                yield f"feeds/{name}.{extension}", site.feed(selection, extension, query.Filters())
+                for page in range(1, full_pages + 1):
+                    archived = site.archive(selection, page, extension)
+                    assert archived is not None
+                    yield f"feeds/{name}/archive/{page}.{extension}", archived
+        yield "feeds.opml", site.opml()
+        yield "index.html", site.index_page()
+        for agency in state.agencies:
+            for page in range(1, pages.agency_pages(state, agency.slug) + 1):
+                path = f"agencies/{agency.slug}.html" if page == 1 else (
+                    f"agencies/{agency.slug}/page/{page}.html"
+                )  # fmt: skip
+                rep = site.agency_page(agency.slug, page)
+                assert rep is not None
+                yield path, rep
+        for uuid in reader.uuids():
+            rep = site.release_page(uuid)
             assert rep is not None
-            yield path, rep
-    for release in snapshot.releases:
-        rep = site.release_page(release.uuid)
-        assert rep is not None
-        yield f"releases/{release.uuid}.html", rep
+            yield f"releases/{uuid}.html", rep
 
 
 def _write(root: Path, relative: str, rep: Representation) -> int:
@@ -76,7 +81,7 @@ def export(site: Site, out: Path) -> ExportReport:
     """Write the whole site under ``out``, replacing what was there."""
     out = out.resolve()
     for _ in range(ATTEMPTS):
-        generation = site.snapshot().generation
+        generation = site.state().generation
         staging = out.with_name(f".{out.name}.new-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -84,7 +89,7 @@ def export(site: Site, out: Path) -> ExportReport:
         for relative, rep in documents(site):
             size += _write(staging, relative, rep)
             files += 2
-        if site.snapshot().generation != generation:
+        if site.state().generation != generation:
             log.info("export restarted: a sync landed meanwhile")
             shutil.rmtree(staging, ignore_errors=True)
             continue

@@ -81,12 +81,28 @@ class Release:
 
 @dataclass(frozen=True, slots=True)
 class Agency:
-    """An agency once seen in the seeds; it keeps its feed URL forever."""
+    """An agency once seen in the seeds (it keeps its feed URL forever), with its feed's totals.
+
+    The totals are kept by the sync as it changes releases, so no reader counts rows.
+    """
 
     slug: str
     name: str
     first_seen: datetime
     present_count: int = 0
+    members: int = 0
+    """Releases ever seen (gone ones too): numbers 1..members in the agency's feed."""
+    updated: datetime | None = None
+    """Latest ``updated`` of a present release or departure of a gone one; None if neither."""
+    newest: date | None = None
+    """Latest ``published`` date among present releases."""
+    generation: int = 0
+    """The store generation in which this agency's documents last changed."""
+
+    @property
+    def feed_updated(self) -> datetime:
+        """Its feed's ``updated``: never "now", the first sighting when nothing else dates it."""
+        return self.updated if self.updated is not None else self.first_seen
 
 
 #: Most IDs a sync report lists per outcome: a first sync of 100,000 releases must not
@@ -140,18 +156,34 @@ class SyncReport:
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Everything the renderers need, read in one transaction: one sync state, never a mix."""
+class State:
+    """What a store holds, in brief: its generation and agencies (a few rows, never releases)."""
 
     generation: int
     """Bumped by every sync that changed what readers see; caches key on it."""
     created: datetime
     agencies: tuple[Agency, ...]
-    releases: tuple[Release, ...]
-    """Every release ever seen, present or not, in ``seq`` order."""
+    """Every agency ever seen, by slug."""
+    releases: int = 0
+    """Releases ever seen (gone ones too); their numbers are 1..releases."""
 
     def agency(self, slug: str) -> Agency | None:
         for agency in self.agencies:
             if agency.slug == slug:
                 return agency
         return None
+
+    @property
+    def by_slug(self) -> dict[str, Agency]:
+        return {a.slug: a for a in self.agencies}
+
+    @property
+    def present(self) -> int:
+        """Releases in the seeds now."""
+        return sum(a.present_count for a in self.agencies)
+
+    @property
+    def updated(self) -> datetime:
+        """When anything readers see last changed; the store's creation if nothing did."""
+        moments = [a.updated for a in self.agencies if a.updated is not None]
+        return max(moments) if moments else self.created

@@ -1,6 +1,7 @@
 """Documents for people and their tools: HTML pages and the OPML subscription list.
 
-Plain functions from a snapshot to bytes, rendered with Jinja2 and
+Plain functions from the store's state and a reader to bytes (each page asks
+only for the releases it shows), rendered with Jinja2 and
 autoescaping on; release bodies come from :mod:`feeds.markup`, the same HTML
 the feeds carry. The only script is the copy button's, and it is allowed by
 its hash in the Content-Security-Policy (:data:`SCRIPT_CSP`).
@@ -18,8 +19,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from feeds import catalog, markup, query
-from feeds.model import Agency, Release, Snapshot
+from feeds import markup, query
+from feeds.model import Agency, Release, State
+from feeds.store import Reader
 
 _env = Environment(
     loader=PackageLoader("feeds", "templates"),
@@ -77,8 +79,8 @@ def _summary(release: Release) -> str:
     return text[:SUMMARY_CHARS].rsplit(" ", 1)[0] + " …"
 
 
-def _items(snapshot: Snapshot, releases: list[Release]) -> list[_Item]:
-    names = {a.slug: a.name for a in snapshot.agencies}
+def _items(state: State, releases: list[Release]) -> list[_Item]:
+    names = {a.slug: a.name for a in state.agencies}
     return [
         _Item(
             r,
@@ -101,61 +103,54 @@ def _feed_link(base_url: str, name: str, title: str) -> dict[str, str]:
     return {"href": f"{base_url}/feeds/{name}.atom", "title": title}
 
 
-def index(snapshot: Snapshot, base_url: str) -> bytes:
+def index(reader: Reader, state: State, base_url: str) -> bytes:
     """The front page: every agency with counts and feeds, a chooser, the latest releases."""
-    present = [r for r in snapshot.releases if r.present]
-    newest: dict[str, date] = {}
-    for release in present:
-        published = release.draft.published
-        slug = release.draft.agency_slug
-        if published and (slug not in newest or published > newest[slug]):
-            newest[slug] = published
-    rows = [_AgencyRow(a, date_text(newest.get(a.slug))) for a in snapshot.agencies]
+    rows = [_AgencyRow(a, date_text(a.newest)) for a in state.agencies]
     links = [_feed_link(base_url, query.ALL, "All agencies")] + [
-        _feed_link(base_url, a.slug, a.name) for a in snapshot.agencies
+        _feed_link(base_url, a.slug, a.name) for a in state.agencies
     ]
     return _render(
         "index.html",
         base_url,
-        agencies=snapshot.agencies,
+        agencies=state.agencies,
         agency_rows=rows,
-        total=len(present),
-        releases=_items(snapshot, catalog.newest_first(present)[:INDEX_LATEST]),
+        total=state.present,
+        releases=_items(state, reader.newest(None, INDEX_LATEST)),
         feed_links=links,
     )
 
 
-def agency_pages(snapshot: Snapshot, slug: str) -> int:
+def agency_pages(state: State, slug: str) -> int:
     """How many pages the agency's release list has (at least 1)."""
-    count = sum(1 for r in snapshot.releases if r.present and r.draft.agency_slug == slug)
+    found = state.agency(slug)
+    count = found.present_count if found else 0
     return max(1, math.ceil(count / AGENCY_PAGE))
 
 
-def agency(snapshot: Snapshot, slug: str, base_url: str, page: int = 1) -> bytes | None:
+def agency(reader: Reader, state: State, slug: str, base_url: str, page: int = 1) -> bytes | None:
     """One agency's releases, newest change first, :data:`AGENCY_PAGE` per page."""
-    found = snapshot.agency(slug)
-    pages = agency_pages(snapshot, slug)
+    found = state.agency(slug)
+    pages = agency_pages(state, slug)
     if found is None or not 1 <= page <= pages:
         return None
-    present = [r for r in snapshot.releases if r.present and r.draft.agency_slug == slug]
-    shown = catalog.newest_first(present)[(page - 1) * AGENCY_PAGE : page * AGENCY_PAGE]
+    shown = reader.newest((slug,), AGENCY_PAGE, (page - 1) * AGENCY_PAGE)
     return _render(
         "agency.html",
         base_url,
         agency=found,
         page=page,
         pages=pages,
-        releases=_items(snapshot, shown),
+        releases=_items(state, shown),
         feed_links=[_feed_link(base_url, slug, found.name)],
     )
 
 
-def release(snapshot: Snapshot, uuid: str, base_url: str) -> bytes | None:
+def release(reader: Reader, state: State, uuid: str, base_url: str) -> bytes | None:
     """One release with its full text, dates and feed links."""
-    found = next((r for r in snapshot.releases if r.uuid == uuid), None)
+    found = reader.release(uuid)
     if found is None:
         return None
-    agency_found = snapshot.agency(found.draft.agency_slug)
+    agency_found = state.agency(found.draft.agency_slug)
     agency_name = agency_found.name if agency_found else found.draft.agency
     return _render(
         "release.html",
@@ -168,16 +163,16 @@ def release(snapshot: Snapshot, uuid: str, base_url: str) -> bytes | None:
     )
 
 
-def opml(snapshot: Snapshot, base_url: str) -> bytes:
+def opml(state: State, base_url: str) -> bytes:
     """OPML 2.0 listing every agency's Atom feed, to subscribe to all at once.
 
     The combined feed is left out on purpose: subscribing to it and to the agency
     feeds would show every release twice.
     """
-    modified = catalog.updated_of(list(snapshot.releases), snapshot.created)
+    modified = state.updated
     return _render(
         "feeds.opml",
         base_url,
-        agencies=snapshot.agencies,
+        agencies=state.agencies,
         modified=modified.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT"),
     )

@@ -29,7 +29,6 @@ def scheduled_sync(store: Store, config: Config) -> None:
         report = locked_sync(
             store,
             config.seed_dir,
-            config.lock_path,
             max_file_bytes=config.max_file_bytes,
             blocking=False,
         )

@@ -1,11 +1,14 @@
 """What the service publishes, by URL: representations rendered once per store state.
 
 Each request asks the store one cheap question (its generation); only when it
-moved is a new snapshot read. A representation (bytes, gzip bytes, strong ETag,
-Last-Modified) is made once per generation and kept in a bounded cache, so an
-unchanged document is never rendered or compressed twice, and a request whose
-validators match renders nothing. The web layer and the static export both
-take their bytes from here.
+moved is the store's small :class:`~feeds.model.State` read again. A
+representation (bytes, gzip bytes, strong ETag, Last-Modified) is made from a
+few indexed queries in one read transaction and kept in a cache bounded in
+bytes, stamped with the generations of the agencies it shows: a sync that
+changes one agency's releases leaves every other agency's representations
+valid, so an unchanged document is never rendered or compressed twice, and a
+request whose validators match renders nothing. The web layer and the static
+export both take their bytes from here.
 """
 
 from __future__ import annotations
@@ -15,17 +18,18 @@ import gzip
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from feeds import catalog, pages, query, render
 from feeds.config import Config
-from feeds.model import Snapshot
-from feeds.store import Store
+from feeds.model import State
+from feeds.store import Reader, Store
 
-#: Representations kept per generation (filtered feeds make the key space open-ended).
-CACHE_ENTRIES = 2048
+#: Bytes of representations (plain and gzip) kept per process: filtered feeds make the
+#: key space open-ended, and memory must not grow with the archive.
+CACHE_BYTES = 32 * 1024 * 1024
 #: Archive pages keep their entry set forever; let caches keep them a day.
 ARCHIVE_MAX_AGE = 86400
 CONTENT_TYPES = {
@@ -64,67 +68,143 @@ class Representation:
         )  # fmt: skip
 
 
-class Site:
-    """Representations of one store, cached per generation."""
+#: What a representation depends on: some agencies' documents, or (None) everything.
+Deps = tuple[str, ...] | None
+Key = tuple[Hashable, ...]
 
-    def __init__(self, store: Store, config: Config) -> None:
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    rep: Representation
+    deps: Deps
+    stamp: tuple[int, ...]
+    """The generations of ``deps`` when it was made (the store's, for everything)."""
+
+    @property
+    def size(self) -> int:
+        return len(self.rep.body) + len(self.rep.gzipped) + 200
+
+
+def _stamp(state: State, deps: Deps) -> tuple[int, ...] | None:
+    if deps is None:
+        return (state.generation,)
+    agencies = state.by_slug
+    found = [agencies.get(slug) for slug in deps]
+    if any(a is None for a in found):
+        return None
+    return tuple(a.generation for a in found if a is not None)
+
+
+class Site:
+    """Representations of one store, cached by what they depend on."""
+
+    def __init__(self, store: Store, config: Config, cache_bytes: int = CACHE_BYTES) -> None:
         self.store = store
         self.config = config
+        self.cache_bytes = cache_bytes
         self._lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
-        self._cache: OrderedDict[tuple[str, ...], Representation] = OrderedDict()
+        self._state: State | None = None
+        self._gens: dict[str, int] = {}
+        self._cache: OrderedDict[Key, _Entry] = OrderedDict()
+        self._bytes = 0
 
-    def snapshot(self) -> Snapshot:
+    # -- state and cache ---------------------------------------------------------
+
+    def state(self) -> State:
         """The store's current state; re-read only when its generation moved."""
         generation = self.store.generation()
-        with self._lock:
-            if self._snapshot is None or self._snapshot.generation != generation:
-                self._snapshot = self.store.snapshot()
-                self._cache.clear()
-            return self._snapshot
+        known = self._state
+        if known is not None and known.generation == generation:
+            return known
+        with self.store.read() as reader:
+            fresh = reader.state()
+        self._adopt(fresh)
+        return fresh
 
-    def _cached(
-        self, key: tuple[str, ...], make: Callable[[Snapshot], Representation | None]
-    ) -> Representation | None:
-        snapshot = self.snapshot()
+    def _adopt(self, state: State) -> None:
         with self._lock:
-            if snapshot is self._snapshot and key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        made = make(snapshot)
-        # Misses are not kept: any number of unknown names must not grow the cache.
-        if made is not None:
-            with self._lock:
-                if snapshot is self._snapshot:
-                    self._cache[key] = made
-                    while len(self._cache) > CACHE_ENTRIES:
-                        self._cache.popitem(last=False)
-        return made
+            if self._state is not None and self._state.generation >= state.generation:
+                return
+            self._state = state
+            self._gens = {a.slug: a.generation for a in state.agencies}
+            # Drop what this state made stale, so memory holds only servable bytes.
+            for key in [k for k, e in self._cache.items() if not self._valid(e)]:
+                self._bytes -= self._cache.pop(key).size
 
-    def hit(self, key: tuple[str, ...]) -> tuple[Snapshot, Representation | None]:
-        """The current snapshot and, if made already, the representation cached under ``key``.
+    def _valid(self, entry: _Entry) -> bool:
+        state = self._state
+        if state is None:
+            return False
+        if entry.deps is None:
+            return entry.stamp == (state.generation,)
+        return entry.stamp == tuple(self._gens.get(slug, -1) for slug in entry.deps)
+
+    def hit(self, key: Key) -> Representation | None:
+        """The representation cached under ``key``, if still valid.
 
         The hot path of every request: one generation question, one dict lookup. Web
         keys raw URLs here, so a repeated request does not even parse its URL again.
         """
-        snapshot = self.snapshot()
+        self.state()
         with self._lock:
-            made = self._cache.get(key) if snapshot is self._snapshot else None
-            if made is not None:
-                self._cache.move_to_end(key)
-        return snapshot, made
+            entry = self._cache.get(key)
+            if entry is None or not self._valid(entry):
+                return None
+            self._cache.move_to_end(key)
+            return entry.rep
 
-    def remember(self, key: tuple[str, ...], snapshot: Snapshot, made: Representation) -> None:
-        """Cache ``made`` under ``key`` if it was made from the current snapshot."""
+    def _keep(self, keys: tuple[Key, ...], entry: _Entry) -> None:
+        if entry.size > self.cache_bytes // 4:
+            return  # one huge document must not empty the cache
         with self._lock:
-            if snapshot is self._snapshot:
-                self._cache[key] = made
-                while len(self._cache) > CACHE_ENTRIES:
-                    self._cache.popitem(last=False)
+            for key in keys:
+                old = self._cache.pop(key, None)
+                if old is not None:
+                    self._bytes -= old.size
+                self._cache[key] = entry
+                self._bytes += entry.size
+            while self._bytes > self.cache_bytes and self._cache:
+                self._bytes -= self._cache.popitem(last=False)[1].size
 
-    def selection(self, raw: str, snapshot: Snapshot | None = None) -> query.Selection:
+    def _cached(
+        self,
+        key: Key,
+        deps: Deps,
+        make: Callable[[Reader, State], Representation | None],
+        alias: Key | None = None,
+    ) -> Representation | None:
+        made = self.hit(key)
+        if made is not None:
+            if alias is not None:
+                self._alias(alias, key)
+            return made
+        with self.store.read() as reader:
+            state = reader.state()
+            stamp = _stamp(state, deps)
+            made = make(reader, state)
+        self._adopt(state)
+        # Misses are not kept: any number of unknown names must not grow the cache.
+        if made is not None and stamp is not None:
+            entry = _Entry(made, deps, stamp)
+            self._keep((key,) if alias is None else (key, alias), entry)
+        return made
+
+    def _alias(self, alias: Key, key: Key) -> None:
+        with self._lock:
+            entry = self._cache.get(key)
+        if entry is not None:
+            self._keep((alias,), entry)
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes the cache holds now (for tests and stats)."""
+        return self._bytes
+
+    # -- documents ---------------------------------------------------------------
+
+    def selection(self, raw: str, state: State | None = None) -> query.Selection:
         """The feed a URL names; :class:`~feeds.errors.NotFoundError` if none."""
-        agencies = (snapshot or self.snapshot()).agencies
+        agencies = (state or self.state()).agencies
         return query.select(raw, [a.slug for a in agencies])
 
     def _feed(self, doc: catalog.FeedDoc, extension: str, max_age: int) -> Representation:
@@ -132,19 +212,27 @@ class Site:
         return Representation.of(body, CONTENT_TYPES[extension], doc.updated, max_age)
 
     def feed(
-        self, selection: query.Selection, extension: str, filters: query.Filters
+        self,
+        selection: query.Selection,
+        extension: str,
+        filters: query.Filters,
+        alias: Key | None = None,
     ) -> Representation:
-        """The subscription document, or the filtered feed when ``filters`` is not empty."""
+        """The subscription document, or the filtered feed when ``filters`` is not empty.
+
+        ``alias`` is another key (a raw URL) to find the same representation under.
+        """
         page_size = self.config.page_size
 
-        def make(snapshot: Snapshot) -> Representation:
+        def make(reader: Reader, state: State) -> Representation:
             if filters:
-                doc = catalog.filtered(snapshot, selection, filters, page_size)
+                doc = catalog.filtered(reader, state, selection, filters, page_size)
             else:
-                doc = catalog.current(snapshot, selection, page_size)
+                doc = catalog.current(reader, state, selection, page_size)
             return self._feed(doc, extension, self.config.max_age)
 
-        made = self._cached(("feed", selection.name, extension, filters.canonical()), make)
+        key = ("feed", selection.name, extension, filters.canonical())
+        made = self._cached(key, selection.slugs, make, alias)
         assert made is not None
         return made
 
@@ -153,53 +241,77 @@ class Site:
     ) -> Representation | None:
         """Archive page ``page`` of a feed; None if that page is not full (yet)."""
 
-        def make(snapshot: Snapshot) -> Representation | None:
-            doc = catalog.archive(snapshot, selection, page, self.config.page_size)
+        def make(reader: Reader, state: State) -> Representation | None:
+            doc = catalog.archive(reader, state, selection, page, self.config.page_size)
             return None if doc is None else self._feed(doc, extension, ARCHIVE_MAX_AGE)
 
-        return self._cached(("archive", selection.name, extension, str(page)), make)
+        key = ("archive", selection.name, extension, page)
+        return self._cached(key, selection.slugs, make)
 
     def _page(
-        self, key: tuple[str, ...], make: Callable[[Snapshot], bytes | None]
+        self,
+        key: Key,
+        deps: Deps,
+        make: Callable[[Reader, State], tuple[bytes, datetime] | None],
+        content_type: str = CONTENT_TYPES["html"],
     ) -> Representation | None:
-        def represent(snapshot: Snapshot) -> Representation | None:
-            body = make(snapshot)
-            if body is None:
+        def represent(reader: Reader, state: State) -> Representation | None:
+            made = make(reader, state)
+            if made is None:
                 return None
-            return Representation.of(
-                body, CONTENT_TYPES["html"], latest_change(snapshot), self.config.max_age
-            )
+            body, modified = made
+            return Representation.of(body, content_type, modified, self.config.max_age)
 
-        return self._cached(key, represent)
+        return self._cached(key, deps, represent)
 
     def index_page(self) -> Representation:
-        made = self._page(("page", "index"), lambda s: pages.index(s, self.config.base_url))
+        base_url = self.config.base_url
+        made = self._page(
+            ("page", "index"), None, lambda r, s: (pages.index(r, s, base_url), s.updated)
+        )
         assert made is not None
         return made
 
     def agency_page(self, slug: str, page: int = 1) -> Representation | None:
-        return self._page(
-            ("page", "agency", slug, str(page)),
-            lambda s: pages.agency(s, slug, self.config.base_url, page),
-        )
+        base_url = self.config.base_url
+
+        def make(reader: Reader, state: State) -> tuple[bytes, datetime] | None:
+            found = state.agency(slug)
+            body = pages.agency(reader, state, slug, base_url, page)
+            return None if body is None or found is None else (body, found.feed_updated)
+
+        return self._page(("page", "agency", slug, page), (slug,), make)
 
     def opml(self) -> Representation:
-        def make(snapshot: Snapshot) -> Representation:
-            body = pages.opml(snapshot, self.config.base_url)
-            return Representation.of(
-                body, CONTENT_TYPES["opml"], latest_change(snapshot), self.config.max_age
-            )
-
-        made = self._cached(("opml",), make)
+        base_url = self.config.base_url
+        made = self._page(
+            ("opml",),
+            None,
+            lambda r, s: (pages.opml(s, base_url), s.updated),
+            CONTENT_TYPES["opml"],
+        )
         assert made is not None
         return made
 
     def release_page(self, uuid: str) -> Representation | None:
-        return self._page(
-            ("page", "release", uuid), lambda s: pages.release(s, uuid, self.config.base_url)
-        )
+        """One release's page; it changes only with its agency's documents."""
+        base_url = self.config.base_url
+        key: Key = ("page", "release", uuid)
+        cached = self.hit(key)
+        if cached is not None:
+            return cached
+        found = self._release_agency(uuid)
+        if found is None:
+            return None
 
+        def make(reader: Reader, state: State) -> tuple[bytes, datetime] | None:
+            agency = state.agency(found)
+            body = pages.release(reader, state, uuid, base_url)
+            return None if body is None or agency is None else (body, agency.feed_updated)
 
-def latest_change(snapshot: Snapshot) -> datetime:
-    """When anything readers see last changed (pages' ``Last-Modified``)."""
-    return catalog.updated_of(list(snapshot.releases), snapshot.created)
+        return self._page(key, (found,), make)
+
+    def _release_agency(self, uuid: str) -> str | None:
+        with self.store.read() as reader:
+            release = reader.release(uuid)
+        return release.draft.agency_slug if release else None

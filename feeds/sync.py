@@ -3,8 +3,9 @@
 Streams the directory one file at a time into a store transaction: an
 unchanged file (same size, mtime and inode) is not opened, a touched or
 renamed one with known content (same hash) is not parsed again, and when the
-listing as a whole is unchanged nothing is opened at all. The store then
-decides in SQL what is new, changed, gone or back, so a sync's memory is
+listing as a whole is unchanged nothing is opened at all. Then only the
+releases whose copies came or went are decided (:mod:`feeds.decide`), a batch
+at a time, so a sync costs in proportion to what changed and its memory is
 bounded by the largest file, not by the corpus. Which copy of a release wins
 when several files hold it is decided by content alone, never by file name or
 order.
@@ -14,18 +15,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from feeds import ids, lock, parse, scan
+from feeds import decide, ids, parse, scan
 from feeds.errors import SyncBusyError
-from feeds.model import Draft, Problem, SyncReport
-from feeds.store import Copy, FileRow, Store
+from feeds.model import SAMPLE_IDS, Draft, Problem, SyncReport
+from feeds.store import Copy, FileRow, Store, to_epoch
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+#: Releases decided per store round trip.
+DECIDE_BATCH = 100
 #: Called after each file with (files done, files in all, bytes read so far).
 Progress = Callable[[int, int, int], None]
 
@@ -128,7 +130,7 @@ def _sync(
     complete = True
     with store.sync_session(now) as session:
         # One file at a time, in directory order: memory holds one file's text and
-        # releases, never the listing or the corpus (the store's SQL does the rest).
+        # releases, never the listing or the corpus.
         for found in scan.iter_seeds(seed_dir):
             if isinstance(found, Problem):
                 problems.append(found)
@@ -162,7 +164,16 @@ def _sync(
             session.put_file(FileRow(seed.name, fingerprint, sha256))
         problems.sort(key=lambda problem: (problem.path, problem.line))
         progress(done, done, size)
-        outcome = session.reconcile(problems)
+        # Only the releases whose copies came or went are decided, a batch at a time.
+        epoch = to_epoch(now)
+        tally = decide.Tally(SAMPLE_IDS)
+        numbering = decide.Numbering(*session.numbers())
+        for batch in session.candidates(DECIDE_BATCH):
+            decisions = [decide.decide(candidate, epoch, numbering) for candidate in batch]
+            session.apply(decisions)
+            for decision in decisions:
+                tally.add(decision, epoch)
+        settled = session.settle(tally, problems)
         report = SyncReport(
             started=started,
             finished=clock(),
@@ -170,16 +181,16 @@ def _sync(
             files_seen=done,
             files_read=read,
             files_skipped=skipped,
-            new=tuple(outcome.samples["new"]),
-            changed=tuple(outcome.samples["changed"]),
-            gone=tuple(outcome.samples["gone"]),
-            returned=tuple(outcome.samples["returned"]),
-            counts=outcome.counts,
+            new=tuple(tally.ids["new"]),
+            changed=tuple(tally.ids["changed"]),
+            gone=tuple(tally.ids["gone"]),
+            returned=tuple(tally.ids["returned"]),
+            counts=dict(tally.counts),
             problems=tuple(store.problems()),  # this transaction sees its own writes
-            agencies=tuple(outcome.agencies),
+            agencies=settled.agencies,
+            generation=settled.generation,
         )
-        generation = session.finish(report, digest if complete else None)
-    report = replace(report, generation=generation)
+        session.finish(report, digest if complete else None)
     log.info("%s", report.summary())
     return report
 
@@ -187,15 +198,14 @@ def _sync(
 def locked_sync(
     store: Store,
     seed_dir: Path,
-    lock_path: Path,
     *,
     max_file_bytes: int = 100 * 1024 * 1024,
     blocking: bool = True,
     clock: Clock = utcnow,
     progress: Progress = _no_progress,
 ) -> SyncReport:
-    """:func:`sync` under the cross-process lock; :class:`SyncBusyError` if busy, not blocking."""
-    with lock.exclusive(lock_path, blocking=blocking) as acquired:
+    """:func:`sync` under the store's cross-process lock; :class:`SyncBusyError` if busy."""
+    with store.sync_lock(blocking=blocking) as acquired:
         if not acquired:
-            raise SyncBusyError(f"another process is syncing ({lock_path})")
+            raise SyncBusyError(f"another process is syncing ({store!r})")
         return sync(store, seed_dir, max_file_bytes=max_file_bytes, clock=clock, progress=progress)

@@ -121,18 +121,16 @@ def _redirect(path: str) -> Response:
 def feed(spec: str) -> Response:
     site = _site()
     key = ("url", spec, request.query_string.decode("latin-1"))
-    snapshot, rep = site.hit(key)
+    rep = site.hit(key)
     if rep is not None:
         return send(rep)
     match = _FEED.fullmatch(spec)
     if match is None:
         raise NotFoundError(f"no feed {spec!r}")
-    selection = site.selection(match["name"], snapshot)
+    selection = site.selection(match["name"])
     if selection.name != match["name"]:
         return _redirect(f"/feeds/{selection.name}.{match['ext']}")
-    rep = site.feed(selection, match["ext"], _filters())
-    site.remember(key, snapshot, rep)
-    return send(rep)
+    return send(site.feed(selection, match["ext"], _filters(), alias=key))
 
 
 @bp.get("/feeds/<name>/archive/<spec>")

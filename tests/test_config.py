@@ -76,10 +76,3 @@ def test_every_setting_is_documented_in_the_readme(setting: Setting) -> None:
     variable = setting.variable
     table_rows = re.findall(r"^\| `(FEEDS_[A-Z_]+)` \|", README.read_text(encoding="utf-8"), re.M)
     assert variable in table_rows
-
-
-def test_syncs_and_store_checks_share_one_lock_file() -> None:
-    from feeds.store import Store
-
-    config = load(environ={"FEEDS_DATABASE": "/srv/feeds/db.sqlite3"})
-    assert config.lock_path == Store(config.database).lock_path

@@ -152,9 +152,12 @@ def read_state(database: Path) -> State:
         integrity = conn.execute("PRAGMA integrity_check").fetchall()
         assert integrity == [("ok",)], f"{database} is damaged: {integrity[:5]}"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        # The full-text index must agree with the releases it indexes (raises if not).
+        conn.execute("INSERT INTO releases_fts (releases_fts) VALUES ('integrity-check')")
         conn.execute("BEGIN")
         rows = conn.execute(
-            "SELECT id, seq, draft, first_seen, updated, content_hash, present FROM releases"
+            "SELECT id, seq, agency_slug, title, first_seen, updated, content_hash, present"
+            " FROM releases"
         ).fetchall()
         agencies = conn.execute("SELECT * FROM agencies ORDER BY slug").fetchall()
         files = conn.execute("SELECT * FROM files ORDER BY name").fetchall()
@@ -163,9 +166,8 @@ def read_state(database: Path) -> State:
         conn.execute("COMMIT")
     releases: dict[Key, Row] = {}
     counts: Counter[Key] = Counter()
-    for rid, seq, draft, first_seen, updated, content_hash, present in rows:
-        obj = json.loads(draft)
-        key = (obj["agency_slug"], obj["title"])
+    for rid, seq, slug, title, first_seen, updated, content_hash, present in rows:
+        key = (slug, title)
         counts[key] += 1
         releases[key] = Row(rid, seq, first_seen, updated, content_hash, bool(present))
     duplicates = [k for k, n in counts.items() if n > 1]
@@ -657,7 +659,7 @@ def test_lost_or_damaged_database_is_rebuilt_with_the_same_ids(
 STARTER = r"""
 import json, os, sys, time
 from pathlib import Path
-from feeds.store import Store
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import utcnow
 
 database, ready, go, out = sys.argv[1:]

@@ -90,7 +90,7 @@ def feed_paths(client: FlaskClient, app: Flask) -> list[str]:
         assert href.startswith(BASE_URL + "/feeds/"), href
         paths.append(href.removeprefix(BASE_URL))
     assert len(set(paths)) == len(paths)
-    slugs = [agency.slug for agency in app.extensions["feeds.site"].snapshot().agencies]
+    slugs = [agency.slug for agency in app.extensions["feeds.site"].state().agencies]
     assert sorted(paths) == sorted(["/feeds/all.atom", *(f"/feeds/{s}.atom" for s in slugs)])
     return paths
 

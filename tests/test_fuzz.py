@@ -38,7 +38,7 @@ from lxml import etree
 from markupsafe import escape
 
 from feeds.app import create_app
-from feeds.store import Store
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import sync, utcnow
 
 from .conftest import ATOM_RNG, BASE_URL

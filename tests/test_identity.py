@@ -43,10 +43,11 @@ from hypothesis import strategies as st
 from feeds import ids
 from feeds.app import create_app
 from feeds.model import Release, SyncReport
-from feeds.store import Store
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import sync
 
 from .conftest import REAL_SEED
+from .records import all_releases
 
 # -- generated releases ------------------------------------------------------------
 
@@ -170,10 +171,10 @@ class World:
         write_seeds(self.seed_dir, files)
 
     def present(self) -> dict[str, Release]:
-        return {r.id: r for r in self.store.snapshot().releases if r.present}
+        return {r.id: r for r in all_releases(self.store) if r.present}
 
     def all_releases(self) -> dict[str, Release]:
-        return {r.id: r for r in self.store.snapshot().releases}
+        return {r.id: r for r in all_releases(self.store)}
 
     def reopen(self, at: datetime) -> None:
         """A restart: a new Store object on the same file."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.store import Store
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import sync
 
 #: The goal: peak Python memory of a sync over the largest seed file.

@@ -92,13 +92,13 @@ def check_store(database: Path, expected: list[tuple[str, str]]) -> list[dict[st
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         seqs = [r[0] for r in conn.execute("SELECT seq FROM releases ORDER BY seq")]
-        rows = conn.execute("SELECT agency_slug, draft, present FROM releases").fetchall()
+        rows = conn.execute("SELECT agency_slug, title, present FROM releases").fetchall()
         syncs = [
             {**json.loads(r[1]), "ok_column": r[0]}
             for r in conn.execute("SELECT ok, report FROM syncs ORDER BY id")
         ]
     assert seqs == list(range(1, len(seqs) + 1)), "release numbers have gaps or repeats"
-    stored = Counter((slug, json.loads(draft)["title"]) for slug, draft, _ in rows)
+    stored = Counter((slug, title) for slug, title, _ in rows)
     assert [k for k, n in stored.items() if n > 1] == [], "a release is stored twice"
     assert set(stored) == set(expected), (
         f"missing: {sorted(set(expected) - set(stored))[:5]}, "
@@ -224,7 +224,7 @@ SYNCER = r"""
 import json, sys, time, traceback
 from pathlib import Path
 from feeds.config import load
-from feeds.store import Store
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import locked_sync, utcnow
 
 seed_dir, database, out, ready, go, seconds = sys.argv[1:]
@@ -249,7 +249,7 @@ end = time.monotonic() + float(seconds)
 while time.monotonic() < end:
     marks.clear()
     try:
-        report = locked_sync(store, config.seed_dir, config.lock_path, clock=clock)
+        report = locked_sync(store, config.seed_dir, clock=clock)
         if not report.ok:
             errors.append(report.error)
     except Exception:

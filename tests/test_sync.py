@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from feeds import parse, scan
-from feeds.store import Store, SyncSession
+from feeds.sqlite_store import SQLiteStore as Store
+from feeds.sqlite_store import _Session as SyncSession
 from feeds.sync import sync
 
 from .conftest import REAL_SEED
+from .records import all_releases, everything
 
 
 def release_text(title: str, agency: str = "Europol", body: str = "Body text.") -> str:
@@ -43,7 +45,7 @@ def clock() -> Clock:
 
 
 def present_titles(store: Store) -> set[str]:
-    return {r.draft.title for r in store.snapshot().releases if r.present}
+    return {r.draft.title for r in all_releases(store) if r.present}
 
 
 def test_first_sync_of_the_real_document(store: Store, real_seed_dir: Path) -> None:
@@ -51,7 +53,7 @@ def test_first_sync_of_the_real_document(store: Store, real_seed_dir: Path) -> N
     assert report.ok
     assert (report.files_seen, report.files_read, len(report.new)) == (1, 1, 10)
     counts: dict[str, int] = {}
-    for release in store.snapshot().releases:
+    for release in all_releases(store):
         counts[release.draft.agency_slug] = counts.get(release.draft.agency_slug, 0) + 1
     assert counts == {"europol": 2, "interpol": 5, "nato": 2, "eurojust": 1}
 
@@ -88,7 +90,7 @@ def test_renamed_file_is_not_parsed_again_and_changes_nothing(
     store: Store, real_seed_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sync(store, real_seed_dir)
-    before = store.snapshot()
+    before = everything(store)
     (real_seed_dir / REAL_SEED.name).rename(real_seed_dir / "renamed.txt")
     calls: list[str] = []
     real_parse = parse.parse
@@ -96,7 +98,7 @@ def test_renamed_file_is_not_parsed_again_and_changes_nothing(
     report = sync(store, real_seed_dir)
     assert calls == []
     assert report.new == report.changed == report.gone == ()
-    assert store.snapshot().releases == before.releases
+    assert all_releases(store) == before[1]
 
 
 def test_new_changed_gone_and_returned(store: Store, seed_dir: Path, clock: Clock) -> None:
@@ -117,7 +119,7 @@ def test_new_changed_gone_and_returned(store: Store, seed_dir: Path, clock: Cloc
     third = sync(store, seed_dir, clock=clock)
     assert third.returned == first.new[1:]
     assert third.new == () and third.changed == ()
-    two = next(r for r in store.snapshot().releases if r.draft.title == "Two")
+    two = next(r for r in all_releases(store) if r.draft.title == "Two")
     assert two.present and two.first_seen == clock.now - timedelta(seconds=120)
     assert two.updated == two.first_seen  # unchanged content keeps its updated time
 
@@ -137,10 +139,10 @@ def test_updated_strictly_increases_within_one_second(store: Store, seed_dir: Pa
     fixed = datetime(2026, 1, 1, 12, 0, 0, 100, tzinfo=UTC)
     (seed_dir / "a.txt").write_text(release_text("One", body="v1"), encoding="utf-8")
     sync(store, seed_dir, clock=lambda: fixed)
-    first = store.snapshot().releases[0].updated
+    first = all_releases(store)[0].updated
     (seed_dir / "a.txt").write_text(release_text("One", body="v2 longer"), encoding="utf-8")
     sync(store, seed_dir, clock=lambda: fixed)
-    assert store.snapshot().releases[0].updated > first
+    assert all_releases(store)[0].updated > first
 
 
 def test_copy_with_more_text_wins_whatever_the_file_names(store: Store, tmp_path: Path) -> None:
@@ -155,7 +157,7 @@ def test_copy_with_more_text_wins_whatever_the_file_names(store: Store, tmp_path
         one = Store(seeds / "db.sqlite3")
         one.initialize(datetime(2026, 1, 1, tzinfo=UTC))
         sync(one, seeds)
-        (release,) = one.snapshot().releases
+        (release,) = all_releases(one)
         results.append(release)
     assert results[0].id == results[1].id
     assert results[0].draft.paragraphs == results[1].draft.paragraphs
@@ -268,17 +270,17 @@ def test_failed_sync_keeps_the_last_good_state(
     store: Store, real_seed_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sync(store, real_seed_dir)
-    before = store.snapshot()
+    before = everything(store)
     (real_seed_dir / "new.txt").write_text(release_text("New"), encoding="utf-8")
 
     def explode(*args: object) -> object:
         raise RuntimeError("disk on fire")
 
     # Fails inside the transaction, after the new file's content was written.
-    monkeypatch.setattr(SyncSession, "reconcile", explode)
+    monkeypatch.setattr(SyncSession, "settle", explode)
     report = sync(store, real_seed_dir)
     assert not report.ok and "disk on fire" in (report.error or "")
-    assert store.snapshot() == before
+    assert everything(store) == before
     assert store.last_syncs(1)[0]["ok"] is False
     monkeypatch.undo()
     again = sync(store, real_seed_dir)  # nothing of the failed sync stuck: it all happens now
@@ -321,7 +323,7 @@ def test_corrupt_database_is_rebuilt_with_the_same_ids(
     first = Store(path)
     first.initialize(datetime(2026, 1, 1, tzinfo=UTC))
     sync(first, real_seed_dir)
-    ids = {r.id for r in first.snapshot().releases}
+    ids = {r.id for r in all_releases(first)}
     old_generation = first.generation()
     first.close()
     for suffix in ("-wal", "-shm"):
@@ -331,7 +333,7 @@ def test_corrupt_database_is_rebuilt_with_the_same_ids(
     rebuilt = Store(path)
     rebuilt.initialize(datetime(2026, 1, 2, tzinfo=UTC))
     sync(rebuilt, real_seed_dir)
-    assert {r.id for r in rebuilt.snapshot().releases} == ids
+    assert {r.id for r in all_releases(rebuilt)} == ids
     assert rebuilt.generation() != old_generation  # no other process may mistake it
     assert "rebuilding from the seeds" in caplog.text
     assert list(tmp_path.glob("db.sqlite3.corrupt-*"))

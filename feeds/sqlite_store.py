@@ -1,0 +1,1003 @@
+"""The SQLite store: the embedded backend of :mod:`feeds.store`, and the only module here
+that runs SQLite SQL.
+
+One file in WAL mode, one connection per thread. Every document is a few
+indexed queries: archive pages by release number (``seq``) or by number within
+an agency (``agency_pos``), subscription documents by the partial "newest"
+indexes, releases by ID, filters through an FTS5 index that holds no second
+copy of the text (external content). A release's text is stored once, in its
+row; a copy of it in another file keeps its own text only while it loses.
+
+Schema version 2; a version-1 store is migrated in place in one transaction
+(:func:`_migrate_v1`), keeping every ID, number, first-seen and ``updated``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import math
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from feeds import lock
+from feeds.decide import Candidate, CopyRow, Decision, Held, Tally
+from feeds.model import Agency, Draft, Fingerprint, Problem, Release, State, SyncReport
+from feeds.query import Filters
+from feeds.store import (
+    SYNC_LOG_ROWS,
+    Copy,
+    FileRow,
+    Reader,
+    Settled,
+    StoreError,
+    SyncSession,
+    draft_from_json,
+    draft_to_json,
+    exact_digest,
+    from_epoch,
+    join_body,
+    report_to_json,
+    split_body,
+    to_epoch,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE agencies (
+    slug TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    members INTEGER NOT NULL DEFAULT 0,
+    present INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER,
+    newest TEXT,
+    generation INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE agency_names (
+    slug TEXT NOT NULL,
+    name TEXT NOT NULL,
+    releases INTEGER NOT NULL,
+    PRIMARY KEY (slug, name)
+) WITHOUT ROWID;
+CREATE TABLE releases (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    agency_slug TEXT NOT NULL,
+    agency_pos INTEGER NOT NULL,
+    agency TEXT NOT NULL,
+    channel TEXT,
+    title TEXT NOT NULL,
+    date_line TEXT,
+    published TEXT,
+    body TEXT NOT NULL,
+    content_hash BLOB NOT NULL,
+    exact BLOB NOT NULL,
+    first_seen INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    revised INTEGER NOT NULL,
+    present INTEGER NOT NULL,
+    left_at INTEGER,
+    win_content INTEGER,
+    win_idx INTEGER
+);
+CREATE UNIQUE INDEX releases_agency_pos ON releases(agency_slug, agency_pos);
+CREATE INDEX releases_agency_seq ON releases(agency_slug, seq, agency_pos);
+CREATE INDEX releases_newest ON releases(updated DESC, revised DESC, seq DESC) WHERE present;
+CREATE INDEX releases_agency_newest
+    ON releases(agency_slug, updated DESC, revised DESC, seq DESC) WHERE present;
+CREATE INDEX releases_agency_published ON releases(agency_slug, published) WHERE present;
+CREATE VIRTUAL TABLE releases_fts USING fts5(
+    title, body, content='releases', content_rowid='seq',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER releases_fts_insert AFTER INSERT ON releases BEGIN
+    INSERT INTO releases_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
+END;
+CREATE TRIGGER releases_fts_delete AFTER DELETE ON releases BEGIN
+    INSERT INTO releases_fts (releases_fts, rowid, title, body)
+    VALUES ('delete', old.seq, old.title, old.body);
+END;
+CREATE TRIGGER releases_fts_update AFTER UPDATE OF title, body ON releases BEGIN
+    INSERT INTO releases_fts (releases_fts, rowid, title, body)
+    VALUES ('delete', old.seq, old.title, old.body);
+    INSERT INTO releases_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
+END;
+CREATE TABLE contents (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE);
+CREATE TABLE files (
+    name TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    content INTEGER NOT NULL
+);
+CREATE INDEX files_content ON files(content);
+CREATE TABLE content_problems (
+    content INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+    line INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    severity TEXT NOT NULL DEFAULT 'problem'
+);
+CREATE INDEX content_problems_content ON content_problems(content);
+CREATE TABLE copies (
+    content INTEGER NOT NULL REFERENCES contents(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    agency_slug TEXT NOT NULL,
+    agency TEXT NOT NULL,
+    content_hash BLOB NOT NULL,
+    exact BLOB NOT NULL,
+    weight INTEGER NOT NULL,
+    draft TEXT,
+    PRIMARY KEY (content, idx)
+) WITHOUT ROWID;
+CREATE INDEX copies_id ON copies(id);
+CREATE TABLE problems (
+    path TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    severity TEXT NOT NULL DEFAULT 'problem'
+);
+CREATE TABLE syncs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started INTEGER NOT NULL,
+    finished INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    report TEXT NOT NULL
+);
+"""
+
+_TABLES = frozenset(
+    line.split()[3 if "VIRTUAL" in line else 2]
+    for line in _SCHEMA.splitlines()
+    if line.startswith("CREATE TABLE") or line.startswith("CREATE VIRTUAL TABLE")
+)
+
+_RELEASE = (
+    "seq, id, agency_slug, agency, channel, title, date_line, published, body, "
+    "content_hash, first_seen, updated, present, left_at"
+)
+_NEWEST = "ORDER BY updated DESC, revised DESC, seq DESC"
+#: Releases fetched per query when a sync walks its candidates.
+_BATCH_VARIABLES = 500
+
+
+def _release(row: Sequence[Any]) -> Release:
+    return Release(
+        id=row[1],
+        seq=row[0],
+        draft=Draft(
+            agency=row[3],
+            agency_slug=row[2],
+            channel=row[4],
+            title=row[5],
+            date_line=date.fromisoformat(row[6]) if row[6] else None,
+            published=date.fromisoformat(row[7]) if row[7] else None,
+            paragraphs=split_body(row[8]),
+            line=0,
+        ),
+        content_hash=bytes(row[9]).hex(),
+        first_seen=from_epoch(row[10]),
+        updated=from_epoch(row[11]),
+        present=bool(row[12]),
+        left_at=from_epoch(row[13]) if row[13] is not None else None,
+    )
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def match_expression(words: Sequence[str]) -> str:
+    """An FTS5 query in which each word must appear, as a word or the start of one.
+
+    A word with inner punctuation (``e-commerce``) is a phrase of its parts, each
+    a whole token but the last, which may be a prefix.
+    """
+    return " AND ".join('"' + word.replace('"', '""') + '"*' for word in words)
+
+
+class SQLiteStore:
+    """A SQLite file in WAL mode; one connection per thread."""
+
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # -- connections -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        return conn
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        if conn.in_transaction:  # inside a sync: it sees its own writes
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        # IMMEDIATE takes the write lock now, so two writers queue instead of deadlocking.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    # -- schema ------------------------------------------------------------------
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file beside the database that syncs and store checks take in turn."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    def sync_lock(self, blocking: bool = True) -> AbstractContextManager[bool]:
+        return lock.exclusive(self.lock_path, blocking=blocking)
+
+    def initialize(self, now: datetime) -> None:
+        """Create the schema in a new file, or check (and migrate) an existing one.
+
+        A file that is not a usable database (corrupt, truncated, not SQLite) is moved
+        aside as ``<name>.corrupt-<time>`` and a new store is created: the next sync
+        rebuilds it from the seeds with the same IDs, since IDs never come from the
+        store. A schema newer than this program's is an error, never "repaired".
+        """
+        # Under the sync lock: workers starting together on a damaged store must agree on
+        # one rebuilt store, not each move the file aside and build their own.
+        with lock.exclusive(self.lock_path):
+            self._initialize_or_rebuild(now)
+
+    def _initialize_or_rebuild(self, now: datetime) -> None:
+        try:
+            self._initialize(now)
+        except StoreError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{to_epoch(now)}")
+            for suffix in ("", "-wal", "-shm"):
+                candidate = self.path.with_name(self.path.name + suffix)
+                if candidate.exists():
+                    candidate.rename(aside.with_name(aside.name + suffix))
+            log.warning(
+                "store unusable, rebuilding from the seeds path=%s moved_to=%s error=%s",
+                self.path, aside, exc,
+            )  # fmt: skip
+            try:
+                self._initialize(now)
+            except sqlite3.DatabaseError as again:
+                raise StoreError(f"{self.path}: cannot create database: {again}") from again
+
+    def _initialize(self, now: datetime) -> None:
+        conn = self._conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version in (1, SCHEMA_VERSION):
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
+        if version == SCHEMA_VERSION:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            missing = _TABLES - tables
+            if missing:
+                raise sqlite3.DatabaseError(f"tables missing: {', '.join(sorted(missing))}")
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                _create(conn)
+                # Generations start from the clock, so a rebuilt store never repeats one
+                # that another process may still have cached.
+                conn.execute(
+                    "INSERT INTO meta VALUES ('created', ?), ('generation', ?)",
+                    (str(to_epoch(now)), str(int(now.timestamp() * 1000))),
+                )
+                log.info("store created path=%s schema=%d", self.path, SCHEMA_VERSION)
+            elif version == 1:
+                _migrate_v1(conn)
+                log.info("store migrated path=%s schema=1->%d", self.path, SCHEMA_VERSION)
+            elif version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this "
+                    f"program's ({SCHEMA_VERSION}); upgrade feeds"
+                )
+
+    # -- reads -------------------------------------------------------------------
+
+    def generation(self) -> int:
+        """Cheap "has anything changed?" question for caches."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
+    @contextmanager
+    def read(self) -> Iterator[Reader]:
+        with self._read() as conn:
+            yield _Reader(conn)
+
+    def problems(self) -> list[Problem]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT path, line, message, severity FROM problems ORDER BY rowid"
+            ).fetchall()
+            rows += conn.execute(
+                "SELECT f.name, p.line, p.message, p.severity FROM files f"
+                " JOIN content_problems p ON p.content = f.content ORDER BY f.name, p.rowid"
+            ).fetchall()
+        return [_problem(r) for r in rows]
+
+    def last_syncs(self, limit: int = 1) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT report FROM syncs ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def last_good_sync(self) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT report FROM syncs WHERE ok ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def counts(self) -> dict[str, int]:
+        with self._read() as conn:
+            present, members, agencies = conn.execute(
+                "SELECT COALESCE(SUM(present), 0), COALESCE(SUM(members), 0), COUNT(*)"
+                " FROM agencies"
+            ).fetchone()
+            files = conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        return {
+            "releases": present,
+            "releases_gone": members - present,
+            "agencies": agencies,
+            "files": files,
+        }
+
+    # -- writes ------------------------------------------------------------------
+
+    @contextmanager
+    def sync_session(self, now: datetime) -> Iterator[SyncSession]:
+        with self._write() as conn:
+            yield _Session(conn, to_epoch(now))
+
+    def listing_digest(self) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'listing'").fetchone()
+        return str(row[0]) if row and row[0] else None
+
+    def file_count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+
+    def record_unchanged(self, report: SyncReport) -> None:
+        with self._write() as conn:
+            _log_sync(conn, report)
+
+    def record_failure(self, report: SyncReport) -> None:
+        with self._write() as conn:
+            _log_sync(conn, report)
+
+
+def _problem(row: Sequence[Any]) -> Problem:
+    problem = Problem(row[0], row[1], row[2])
+    # Warnings travel as problems with a severity where the model knows one.
+    if row[3] != "problem" and "severity" in Problem.__dataclass_fields__:
+        return Problem(row[0], row[1], row[2], row[3])  # type: ignore[call-arg]
+    return problem
+
+
+def _severity(problem: Problem) -> str:
+    return str(getattr(problem, "severity", "problem"))
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    # Not executescript(): it would commit and leave this transaction.
+    for statement in _statements(_SCHEMA):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script; trigger bodies keep their inner semicolons."""
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if pending.strip() == ";":
+            pending = ""
+            continue
+        if "CREATE TRIGGER" in pending and not part.strip().endswith("END"):
+            continue
+        yield pending
+        pending = ""
+
+
+def _log_sync(conn: sqlite3.Connection, report: SyncReport) -> None:
+    conn.execute(
+        "INSERT INTO syncs (started, finished, ok, report) VALUES (?, ?, ?, ?)",
+        (to_epoch(report.started), to_epoch(report.finished), int(report.ok),
+         report_to_json(report)),
+    )  # fmt: skip
+    conn.execute("DELETE FROM syncs WHERE id <= (SELECT MAX(id) FROM syncs) - ?", (SYNC_LOG_ROWS,))
+
+
+# -- the read side -------------------------------------------------------------------
+
+
+class _Reader:
+    """Queries over one read transaction; each touches only the rows it returns."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def state(self) -> State:
+        conn = self._conn
+        meta = dict(
+            conn.execute("SELECT key, value FROM meta WHERE key IN ('generation', 'created')")
+        )
+        agencies = tuple(
+            Agency(
+                slug=r[0],
+                name=r[1],
+                first_seen=from_epoch(r[2]),
+                present_count=r[3],
+                members=r[4],
+                updated=from_epoch(r[5]) if r[5] is not None else None,
+                newest=date.fromisoformat(r[6]) if r[6] else None,
+                generation=r[7],
+            )
+            for r in conn.execute(
+                "SELECT slug, name, first_seen, present, members, updated, newest, generation"
+                " FROM agencies ORDER BY slug"
+            )
+        )
+        releases = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM releases").fetchone()[0]
+        return State(int(meta["generation"]), from_epoch(int(meta["created"])), agencies, releases)
+
+    def _select(self, where: str, params: Sequence[Any], tail: str = "") -> list[Release]:
+        rows = self._conn.execute(f"SELECT {_RELEASE} FROM releases WHERE {where} {tail}", params)
+        return [_release(r) for r in rows]
+
+    def _count_upto(self, slugs: tuple[str, ...], seq: int) -> int:
+        """How many members of the feed have a number at most ``seq``."""
+        total = 0
+        for slug in slugs:
+            row = self._conn.execute(
+                "SELECT agency_pos FROM releases WHERE agency_slug = ? AND seq <= ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (slug, seq),
+            ).fetchone()
+            total += row[0] if row else 0
+        return total
+
+    def _seq_at(self, slugs: tuple[str, ...], position: int) -> int:
+        """The release number of a multi-agency feed's member at ``position`` (binary search)."""
+        if position <= 0:
+            return 0
+        low, high = (
+            1,
+            self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM releases").fetchone()[0],
+        )
+        while low < high:
+            middle = (low + high) // 2
+            if self._count_upto(slugs, middle) >= position:
+                high = middle
+            else:
+                low = middle + 1
+        return int(low)
+
+    def members(self, slugs: tuple[str, ...] | None, first: int, last: int) -> list[Release]:
+        if slugs is None:
+            return self._select("seq BETWEEN ? AND ?", (first, last), "ORDER BY seq")
+        if len(slugs) == 1:
+            return self._select(
+                "agency_slug = ? AND agency_pos BETWEEN ? AND ?",
+                (slugs[0], first, last),
+                "ORDER BY agency_pos",
+            )
+        low, high = self._seq_at(slugs, first), self._seq_at(slugs, last)
+        return self._select(
+            f"agency_slug IN ({_marks(len(slugs))}) AND seq BETWEEN ? AND ?",
+            (*slugs, low, high),
+            "ORDER BY seq",
+        )
+
+    def present_after(self, slugs: tuple[str, ...] | None, position: int) -> list[Release]:
+        if slugs is None:
+            return self._select("seq > ? AND present", (position,), "ORDER BY seq")
+        if len(slugs) == 1:
+            return self._select(
+                "agency_slug = ? AND agency_pos > ? AND present",
+                (slugs[0], position),
+                "ORDER BY agency_pos",
+            )
+        after = self._seq_at(slugs, position)
+        return self._select(
+            f"agency_slug IN ({_marks(len(slugs))}) AND seq > ? AND present",
+            (*slugs, after),
+            "ORDER BY seq",
+        )
+
+    def newest(self, slugs: tuple[str, ...] | None, limit: int, offset: int = 0) -> list[Release]:
+        if slugs is None:
+            return self._select("present", (limit, offset), f"{_NEWEST} LIMIT ? OFFSET ?")
+        if len(slugs) == 1:
+            return self._select(
+                "agency_slug = ? AND present",
+                (slugs[0], limit, offset),
+                f"{_NEWEST} LIMIT ? OFFSET ?",
+            )
+        # Each agency's newest from its own index, merged: never a sort of every member.
+        runs = [self.newest((slug,), limit + offset) for slug in slugs]
+        merged = heapq.merge(*runs, key=_newest_key)
+        return list(merged)[offset : offset + limit]
+
+    def search(self, slugs: tuple[str, ...] | None, filters: Filters, limit: int) -> list[Release]:
+        where = ["present"]
+        params: list[Any] = []
+        if filters.q:
+            where.append("seq IN (SELECT rowid FROM releases_fts WHERE releases_fts MATCH ?)")
+            params.append(match_expression(filters.q))
+        if filters.exclude:
+            where.append("seq NOT IN (SELECT rowid FROM releases_fts WHERE releases_fts MATCH ?)")
+            params.append(match_expression(filters.exclude).replace(" AND ", " OR "))
+        if filters.since is not None:
+            where.append("updated > ?")
+            # Stored times are whole seconds: after s means after its whole second.
+            params.append(math.floor(filters.since.timestamp()))
+        if slugs is not None:
+            where.append(f"agency_slug IN ({_marks(len(slugs))})")
+            params.extend(slugs)
+        params.append(limit)
+        return self._select(" AND ".join(where), params, f"{_NEWEST} LIMIT ?")
+
+    def release(self, uuid: str) -> Release | None:
+        found = self._select("id = ?", (f"urn:uuid:{uuid}",))
+        return found[0] if found else None
+
+    def uuids(self) -> Iterator[str]:
+        after = 0
+        while True:
+            rows = self._conn.execute(
+                "SELECT seq, id FROM releases WHERE seq > ? ORDER BY seq LIMIT 1000", (after,)
+            ).fetchall()
+            if not rows:
+                return
+            for _, release_id in rows:
+                yield release_id.removeprefix("urn:uuid:")
+            after = rows[-1][0]
+
+
+def _newest_key(release: Release) -> tuple[float, bool, int]:
+    # heapq.merge takes ascending runs: negate the newest-first order.
+    return (
+        -release.updated.timestamp(),
+        not (release.updated != release.first_seen),
+        -release.seq,
+    )
+
+
+# -- the write side ------------------------------------------------------------------
+
+
+class _Session:
+    """One sync's writes inside its transaction (see :class:`feeds.store.SyncSession`)."""
+
+    def __init__(self, conn: sqlite3.Connection, now: int) -> None:
+        self._conn = conn
+        self.now = now
+        for table, columns in (
+            ("seen", "name TEXT PRIMARY KEY"),
+            ("old_contents", "content INTEGER PRIMARY KEY"),
+            ("affected", "id TEXT PRIMARY KEY"),
+        ):
+            conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
+            conn.execute(f"DELETE FROM temp.{table}")
+        conn.execute("DROP TABLE IF EXISTS temp.work")
+
+    def file(self, name: str) -> FileRow | None:
+        row = self._conn.execute(
+            "SELECT f.size, f.mtime_ns, f.inode, c.sha256 FROM files f "
+            "JOIN contents c ON c.rowid = f.content WHERE f.name = ?",
+            (name,),
+        ).fetchone()
+        return FileRow(name, Fingerprint(row[0], row[1], row[2]), row[3]) if row else None
+
+    def has_content(self, sha256: str) -> bool:
+        found = self._conn.execute("SELECT 1 FROM contents WHERE sha256 = ?", (sha256,))
+        return found.fetchone() is not None
+
+    def add_content(self, sha256: str, copies: Iterable[Copy], problems: list[Problem]) -> None:
+        conn = self._conn
+        content = conn.execute("INSERT INTO contents (sha256) VALUES (?)", (sha256,)).lastrowid
+        conn.executemany(
+            "INSERT OR REPLACE INTO copies (content, idx, id, agency_slug, agency,"
+            " content_hash, exact, weight, draft) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (content, idx, c.id, c.draft.agency_slug, c.draft.agency,
+                 bytes.fromhex(c.content_hash), exact_digest(c.draft), c.weight,
+                 draft_to_json(c.draft))
+                for idx, c in enumerate(copies)
+            ),
+        )  # fmt: skip
+        conn.execute(
+            "INSERT OR IGNORE INTO affected (id) SELECT id FROM copies WHERE content = ?",
+            (content,),
+        )
+        conn.executemany(
+            "INSERT INTO content_problems (content, line, message, severity) VALUES (?, ?, ?, ?)",
+            [(content, p.line, p.message, _severity(p)) for p in problems],
+        )
+
+    def keep_file(self, name: str) -> None:
+        self._conn.execute("INSERT OR IGNORE INTO seen (name) VALUES (?)", (name,))
+
+    def put_file(self, row: FileRow) -> None:
+        conn = self._conn
+        fp = row.fingerprint
+        (content,) = conn.execute(
+            "SELECT rowid FROM contents WHERE sha256 = ?", (row.sha256,)
+        ).fetchone()
+        conn.execute(
+            "INSERT OR IGNORE INTO old_contents (content)"
+            " SELECT content FROM files WHERE name = ? AND content != ?",
+            (row.name, content),
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO files (name, size, mtime_ns, inode, content)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (row.name, fp.size, fp.mtime_ns, fp.inode, content),
+        )
+        self.keep_file(row.name)
+
+    def _drop_unseen(self) -> None:
+        """Forget files that left the listing and contents no file holds any more."""
+        conn = self._conn
+        conn.execute(
+            "INSERT OR IGNORE INTO old_contents (content)"
+            " SELECT content FROM files WHERE name NOT IN (SELECT name FROM seen)"
+        )
+        conn.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM seen)")
+        conn.execute("DELETE FROM old_contents WHERE content IN (SELECT content FROM files)")
+        conn.execute(
+            "INSERT OR IGNORE INTO affected (id) SELECT c.id FROM old_contents o"
+            " JOIN copies c ON c.content = o.content"
+        )
+        conn.execute("DELETE FROM contents WHERE rowid IN (SELECT content FROM old_contents)")
+
+    def candidates(self, batch: int) -> Iterator[list[Candidate]]:
+        conn = self._conn
+        self._drop_unseen()
+        # The order new releases are numbered in: first file name holding them, then place.
+        conn.execute("CREATE TEMP TABLE work (pos INTEGER PRIMARY KEY, id TEXT NOT NULL)")
+        conn.execute(
+            "INSERT INTO work (id) SELECT id FROM ("
+            " SELECT a.id, (SELECT f.name || char(0) || printf('%012d', c.idx) FROM copies c"
+            "  JOIN files f ON f.content = c.content WHERE c.id = a.id"
+            "  ORDER BY f.name, c.idx LIMIT 1) AS first FROM affected a"
+            ") ORDER BY first IS NULL, first, id"
+        )
+        batch = max(1, min(batch, _BATCH_VARIABLES))
+        after = 0
+        while True:
+            rows = conn.execute(
+                "SELECT pos, id FROM work WHERE pos > ? ORDER BY pos LIMIT ?", (after, batch)
+            ).fetchall()
+            if not rows:
+                break
+            after = rows[-1][0]
+            ids = [r[1] for r in rows]
+            yield self._candidates(ids)
+        conn.execute("DROP TABLE temp.work")
+
+    def _candidates(self, ids: list[str]) -> list[Candidate]:
+        conn = self._conn
+        copies: dict[str, list[CopyRow]] = {i: [] for i in ids}
+        for r in conn.execute(
+            "SELECT c.id, c.content, t.sha256, c.idx, c.agency_slug, c.agency, c.content_hash,"
+            f" c.exact, c.weight FROM copies c JOIN contents t ON t.rowid = c.content"
+            f" WHERE c.id IN ({_marks(len(ids))})",
+            ids,
+        ):
+            copies[r[0]].append(
+                CopyRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]).hex(), bytes(r[7]), r[8])
+            )
+        held: dict[str, Held] = {}
+        for r in conn.execute(
+            "SELECT id, seq, agency_slug, agency, content_hash, exact, present, first_seen,"
+            " updated, win_content, win_idx FROM releases"
+            f" WHERE id IN ({_marks(len(ids))})",
+            ids,
+        ):
+            winner = (r[9], r[10]) if r[9] is not None else None
+            held[r[0]] = Held(
+                r[1], r[2], r[3], bytes(r[4]).hex(), bytes(r[5]), bool(r[6]), r[7], r[8], winner
+            )
+        return [Candidate(i, tuple(copies[i]), held.get(i)) for i in ids]
+
+    def numbers(self) -> tuple[int, dict[str, int]]:
+        conn = self._conn
+        next_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM releases").fetchone()[0]
+        positions = {r[0]: r[1] + 1 for r in conn.execute("SELECT slug, members FROM agencies")}
+        return int(next_seq), positions
+
+    def _take_text(self, decision: Decision) -> Draft | None:
+        """Move texts for a release whose winning copy changes; the new winner's text.
+
+        A copy's text is kept in its own row only while it loses: the winner's text
+        lives in the release. None when the release's text stays as it is.
+        """
+        conn = self._conn
+        best, held = decision.winner, decision.held
+        assert best is not None
+        old = held.winner if held is not None else None
+        if old == best.key:
+            return None
+        if held is not None and old is not None:
+            # The copy that spoke for the release until now keeps its text as a loser.
+            (current,) = self._select_release(decision.id)
+            conn.execute(
+                "UPDATE copies SET draft = ? WHERE content = ? AND idx = ?",
+                (draft_to_json(current.draft), old[0], old[1]),
+            )
+        row = conn.execute(
+            "SELECT draft FROM copies WHERE content = ? AND idx = ?", best.key
+        ).fetchone()
+        conn.execute("UPDATE copies SET draft = NULL WHERE content = ? AND idx = ?", best.key)
+        return draft_from_json(row[0]) if row and row[0] is not None else None
+
+    def _select_release(self, release_id: str) -> list[Release]:
+        rows = self._conn.execute(f"SELECT {_RELEASE} FROM releases WHERE id = ?", (release_id,))
+        return [_release(r) for r in rows]
+
+    def apply(self, decisions: Sequence[Decision]) -> None:
+        conn = self._conn
+        now = self.now
+        for d in decisions:
+            kind = d.kind
+            if kind == "same":
+                continue
+            if kind == "gone":
+                conn.execute(
+                    "UPDATE releases SET present = 0, left_at = ? WHERE id = ?", (now, d.id)
+                )
+                continue
+            best = d.winner
+            assert best is not None
+            draft = self._take_text(d)
+            winner = (best.content, best.idx)
+            if kind == "new":
+                assert draft is not None
+                conn.execute(
+                    f"INSERT INTO releases ({_RELEASE}, exact, agency_pos, revised, win_content,"
+                    " win_idx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                    (d.seq, d.id, best.agency_slug, draft.agency, draft.channel, draft.title,
+                     _iso(draft.date_line), _iso(draft.published), join_body(draft.paragraphs),
+                     bytes.fromhex(best.content_hash), now, now, 1, None, best.exact,
+                     d.agency_pos, *winner),
+                )  # fmt: skip
+                continue
+            if draft is not None:
+                conn.execute(
+                    "UPDATE releases SET agency = ?, channel = ?, title = ?, date_line = ?,"
+                    " published = ?, body = ? WHERE id = ?",
+                    (draft.agency, draft.channel, draft.title, _iso(draft.date_line),
+                     _iso(draft.published), join_body(draft.paragraphs), d.id),
+                )  # fmt: skip
+            conn.execute(
+                "UPDATE releases SET content_hash = ?, exact = ?, agency_slug = ?, present = 1,"
+                " updated = ?, revised = (? != first_seen), win_content = ?, win_idx = ?"
+                " WHERE id = ?",
+                (bytes.fromhex(best.content_hash), best.exact, best.agency_slug, d.updated,
+                 d.updated, *winner, d.id),
+            )  # fmt: skip
+
+    def settle(self, tally: Tally, problems: list[Problem]) -> Settled:
+        conn = self._conn
+        now = self.now
+        changed: list[str] = []
+        for slug, t in sorted(tally.agencies.items()):
+            for name, delta in t.names.items():
+                conn.execute(
+                    "INSERT INTO agency_names (slug, name, releases) VALUES (?, ?, ?)"
+                    " ON CONFLICT (slug, name)"
+                    " DO UPDATE SET releases = releases + excluded.releases",
+                    (slug, name, delta),
+                )
+            conn.execute("DELETE FROM agency_names WHERE slug = ? AND releases <= 0", (slug,))
+            best = conn.execute(
+                "SELECT name FROM agency_names WHERE slug = ? ORDER BY releases DESC, name LIMIT 1",
+                (slug,),
+            ).fetchone()
+            held = conn.execute("SELECT name FROM agencies WHERE slug = ?", (slug,)).fetchone()
+            if held is None:
+                assert best is not None
+                conn.execute(
+                    "INSERT INTO agencies (slug, name, first_seen) VALUES (?, ?, ?)",
+                    (slug, best[0], now),
+                )
+            elif best is not None and best[0] != held[0]:
+                conn.execute("UPDATE agencies SET name = ? WHERE slug = ?", (best[0], slug))
+            members = conn.execute(
+                "SELECT COALESCE(MAX(agency_pos), 0) FROM releases WHERE agency_slug = ?", (slug,)
+            ).fetchone()[0]
+            newest = conn.execute(
+                "SELECT MAX(published) FROM releases WHERE agency_slug = ? AND present", (slug,)
+            ).fetchone()[0]
+            conn.execute(
+                "UPDATE agencies SET members = ?, present = present + ?, newest = ?,"
+                " updated = MAX(COALESCE(updated, 0), COALESCE(?, 0)) WHERE slug = ?",
+                (members, t.present, newest, t.updated, slug),
+            )
+            conn.execute(
+                "UPDATE agencies SET updated = NULL WHERE slug = ? AND updated = 0", (slug,)
+            )
+            if t.visible or held is None or (best is not None and best[0] != held[0]):
+                changed.append(slug)
+        conn.execute("DELETE FROM problems")
+        conn.executemany(
+            "INSERT INTO problems (path, line, message, severity) VALUES (?, ?, ?, ?)",
+            [(p.path, p.line, p.message, _severity(p)) for p in problems],
+        )
+        (generation,) = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        generation = int(generation)
+        if tally.written or changed:
+            generation += 1
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
+            conn.executemany(
+                "UPDATE agencies SET generation = ? WHERE slug = ?",
+                [(generation, slug) for slug in changed],
+            )
+        return Settled(generation, tuple(changed))
+
+    def finish(self, report: SyncReport, listing_digest: str | None) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing', ?)",
+            (listing_digest or "",),
+        )
+        _log_sync(self._conn, report)
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# -- migration -----------------------------------------------------------------------
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """Schema 1 → 2 in the caller's transaction: text once, totals kept, FTS built.
+
+    Every ID, number, first-seen, ``updated``, presence and departure is copied as
+    it is; what v1 computed on every read (agency totals, which copy won) is
+    computed once here, by v1's own rules. The next sync re-lists the seed
+    directory (its digest is cleared) but reads no unchanged file.
+    """
+    for table in ("agencies", "releases", "files", "contents", "content_problems", "copies",
+                  "problems", "meta", "syncs"):  # fmt: skip
+        conn.execute(f"ALTER TABLE {table} RENAME TO v1_{table}")
+    for index in ("releases_agency", "files_sha256", "content_problems_sha256", "copies_id"):
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    _create(conn)
+    conn.execute("INSERT INTO meta SELECT key, value FROM v1_meta WHERE key != 'listing'")
+    conn.execute("INSERT INTO syncs SELECT * FROM v1_syncs")
+    conn.execute("INSERT INTO contents (sha256) SELECT sha256 FROM v1_contents ORDER BY rowid")
+    conn.execute(
+        "INSERT INTO files (name, size, mtime_ns, inode, content)"
+        " SELECT f.name, f.size, f.mtime_ns, f.inode, c.rowid FROM v1_files f"
+        " JOIN contents c ON c.sha256 = f.sha256"
+    )
+    conn.execute(
+        "INSERT INTO content_problems (content, line, message)"
+        " SELECT c.rowid, p.line, p.message FROM v1_content_problems p"
+        " JOIN contents c ON c.sha256 = p.sha256 ORDER BY p.rowid"
+    )
+    # v1's winners: the heaviest copy among the files that hold it.
+    conn.execute(
+        "CREATE TEMP TABLE v1_win AS SELECT id, sha256, idx FROM ("
+        " SELECT c.id, c.sha256, c.idx, ROW_NUMBER() OVER (PARTITION BY c.id ORDER BY c.weight"
+        "  DESC, c.content_hash DESC, c.sha256 DESC, c.idx DESC) AS rank"
+        " FROM v1_copies c WHERE c.sha256 IN (SELECT sha256 FROM v1_files)) WHERE rank = 1"
+    )
+    conn.execute("CREATE UNIQUE INDEX temp.v1_win_key ON v1_win(sha256, idx)")
+    rows = conn.execute(
+        "SELECT c.rowid, v.idx, v.id, v.agency_slug, v.agency, v.content_hash, v.weight, v.draft,"
+        " w.id IS NOT NULL FROM v1_copies v JOIN contents c ON c.sha256 = v.sha256"
+        " LEFT JOIN v1_win w ON w.sha256 = v.sha256 AND w.idx = v.idx"
+    )
+    conn.executemany(
+        "INSERT INTO copies (content, idx, id, agency_slug, agency, content_hash, exact, weight,"
+        " draft) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (r[0], r[1], r[2], r[3], r[4], bytes.fromhex(r[5]),
+             exact_digest(draft_from_json(r[7])), r[6], None if r[8] else r[7])
+            for r in rows.fetchall()
+        ),
+    )  # fmt: skip
+    releases = conn.execute(
+        "SELECT r.seq, r.id, r.agency_slug, r.draft, r.content_hash, r.first_seen, r.updated,"
+        " r.present, r.left_at, c.rowid, w.idx,"
+        " ROW_NUMBER() OVER (PARTITION BY r.agency_slug ORDER BY r.seq)"
+        " FROM v1_releases r LEFT JOIN v1_win w ON w.id = r.id"
+        " LEFT JOIN contents c ON c.sha256 = w.sha256 ORDER BY r.seq"
+    )
+    conn.executemany(
+        f"INSERT INTO releases ({_RELEASE}, exact, agency_pos, revised, win_content, win_idx)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (_v1_release(r) for r in releases.fetchall()),
+    )
+    conn.execute(
+        "INSERT INTO agency_names (slug, name, releases)"
+        " SELECT agency_slug, agency, COUNT(*) FROM releases WHERE present"
+        " GROUP BY agency_slug, agency"
+    )
+    (generation,) = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    conn.execute(
+        "INSERT INTO agencies (slug, name, first_seen, members, present, updated, newest,"
+        " generation) SELECT a.slug, a.name, a.first_seen,"
+        " (SELECT COUNT(*) FROM releases r WHERE r.agency_slug = a.slug),"
+        " (SELECT COUNT(*) FROM releases r WHERE r.agency_slug = a.slug AND r.present),"
+        " (SELECT MAX(m) FROM (SELECT MAX(updated) AS m FROM releases r"
+        "   WHERE r.agency_slug = a.slug AND r.present UNION ALL SELECT MAX(left_at)"
+        "   FROM releases r WHERE r.agency_slug = a.slug)),"
+        " (SELECT MAX(published) FROM releases r WHERE r.agency_slug = a.slug AND r.present),"
+        " ? FROM v1_agencies a",
+        (int(generation),),
+    )
+    conn.execute("INSERT INTO problems (path, line, message) SELECT path, line, message"
+                 " FROM v1_problems WHERE path NOT IN (SELECT name FROM files)")  # fmt: skip
+    for table in ("copies", "content_problems", "files", "releases", "agencies", "contents",
+                  "problems", "meta", "syncs"):  # fmt: skip
+        conn.execute(f"DROP TABLE v1_{table}")
+    conn.execute("DROP TABLE temp.v1_win")
+
+
+def _v1_release(row: Sequence[Any]) -> tuple[Any, ...]:
+    seq, release_id, slug, text, content_hash, first_seen, updated, present, left_at = row[:9]
+    draft = draft_from_json(text)
+    return (
+        seq, release_id, slug, draft.agency, draft.channel, draft.title, _iso(draft.date_line),
+        _iso(draft.published), join_body(draft.paragraphs), bytes.fromhex(content_hash),
+        first_seen, updated, present, left_at, exact_digest(draft), row[11],
+        int(updated != first_seen), row[9], row[10],
+    )  # fmt: skip
