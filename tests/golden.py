@@ -47,7 +47,8 @@ from lxml import etree
 
 from feeds import ids, parse
 from feeds.app import create_app
-from feeds.store import SCHEMA_VERSION, Store
+from feeds.sqlite_store import SCHEMA_VERSION
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import sync
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ from flask import Flask
 from lxml import etree
 
 from feeds.app import create_app
-from feeds.store import SCHEMA_VERSION
+from feeds.sqlite_store import SCHEMA_VERSION
 
 from . import golden
 
