@@ -354,7 +354,13 @@ def start_server(
     # Sync workers, as the issue measured; a worker timeout longer than any request we
     # allow, so a slow request is measured rather than killed.
     argv = [str(GUNICORN), "-c", str(conf), "-w", str(WORKERS), "-b", f"127.0.0.1:{port}"]
-    argv += ["--timeout", str(int(args.request_timeout) + 60), "--chdir", str(ROOT), "wsgi:app"]
+    argv += [
+        "--timeout",
+        str(int(args.request_timeout) + 60),
+        "--pythonpath",
+        str(ROOT),
+        "wsgi:app",
+    ]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             argv,
