@@ -4,6 +4,13 @@ A feed name is ``all``, one agency slug, or several joined by ``+``; its
 canonical spelling is sorted and de-duplicated. Filters are ``q``, ``exclude``,
 ``limit`` and ``since``; a malformed or out-of-range value is an error that
 names the parameter and the allowed range, never silently clamped.
+
+How ``q`` and ``exclude`` match (the stores' full-text indexes implement it):
+each word must appear in the title or body as a whole word or the start of one
+(``traffick`` finds "trafficking"; ``operation`` does not find "cooperation"),
+ignoring case and diacritics (``zurich`` finds "Zürich"); a word with inner
+punctuation is its parts in sequence (``e-commerce`` finds "e-commerce" and "e
+commerce").
 """
 
 from __future__ import annotations
@@ -83,17 +90,17 @@ class Filters:
             pairs.append(("since", self.since.isoformat().replace("+00:00", "Z")))
         return urlencode(pairs)
 
-    def matches(self, text: str) -> bool:
-        """Whether case-folded ``text`` has every ``q`` word and no ``exclude`` word."""
-        return all(w in text for w in self.q) and not any(w in text for w in self.exclude)
-
 
 def _words(name: str, value: str) -> tuple[str, ...]:
     if len(value) > MAX_QUERY_CHARS:
         raise BadRequestError(name, f"at most {MAX_QUERY_CHARS} characters")
-    words = tuple(dict.fromkeys(value.casefold().split()))
+    # Lower-cased, not case-folded: the store's full-text index folds case itself, and
+    # "straße" must stay one word rather than become "strasse".
+    words = tuple(dict.fromkeys(value.lower().split()))
     if not words:
         raise BadRequestError(name, "give one or more words")
+    if not all(any(ch.isalnum() for ch in word) for word in words):
+        raise BadRequestError(name, "every word needs a letter or digit")
     if len(words) > MAX_WORDS:
         raise BadRequestError(name, f"at most {MAX_WORDS} words")
     return words

@@ -163,6 +163,12 @@ _TABLES = frozenset(
     if line.startswith("CREATE TABLE") or line.startswith("CREATE VIRTUAL TABLE")
 )
 
+#: What a version-1 store must hold to be migrated.
+_V1_TABLES = frozenset(
+    {"meta", "agencies", "releases", "files", "contents", "content_problems", "copies",
+     "problems", "syncs"}
+)  # fmt: skip
+
 _RELEASE = (
     "seq, id, agency_slug, agency, channel, title, date_line, published, body, "
     "content_hash, first_seen, updated, present, left_at"
@@ -322,9 +328,9 @@ class SQLiteStore:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"quick_check: {check}")
-        if version == SCHEMA_VERSION:
+        if version in (1, SCHEMA_VERSION):
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            missing = _TABLES - tables
+            missing = (_TABLES if version == SCHEMA_VERSION else _V1_TABLES) - tables
             if missing:
                 raise sqlite3.DatabaseError(f"tables missing: {', '.join(sorted(missing))}")
         with self._write() as conn:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from feeds import parse, scan
+from feeds.sqlite_store import SCHEMA_VERSION
 from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sqlite_store import _Session as SyncSession
 from feeds.sync import sync
@@ -301,7 +302,7 @@ def test_store_is_wal_and_versioned(store: Store, real_seed_dir: Path) -> None:
     sync(store, real_seed_dir)
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_real_seed_is_the_default_data() -> None:
@@ -339,13 +340,14 @@ def test_corrupt_database_is_rebuilt_with_the_same_ids(
     assert list(tmp_path.glob("db.sqlite3.corrupt-*"))
 
 
+@pytest.mark.parametrize("version", [1, SCHEMA_VERSION])
 def test_database_with_missing_tables_is_rebuilt(
-    tmp_path: Path, real_seed_dir: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, real_seed_dir: Path, caplog: pytest.LogCaptureFixture, version: int
 ) -> None:
     path = tmp_path / "db.sqlite3"
-    with sqlite3.connect(path) as conn:  # right version number, wrong contents
+    with sqlite3.connect(path) as conn:  # a known version number, wrong contents
         conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute("PRAGMA user_version = 1")
+        conn.execute(f"PRAGMA user_version = {version}")
     store = Store(path)
     store.initialize(datetime(2026, 1, 1, tzinfo=UTC))
     report = sync(store, real_seed_dir)

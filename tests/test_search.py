@@ -1,0 +1,162 @@
+"""Filters through the store's full-text index agree with a brute-force reading of the rule.
+
+The rule (README "Filters"): each ``q`` word appears in the title or the body as
+a whole word or the start of one, ignoring case and diacritics; a word with
+inner punctuation is its parts in sequence; no ``exclude`` word appears. The
+reference below reads every release in Python; the store answers through its
+index. Hypothesis builds random corpora and queries from a small alphabet, so
+that words collide often and prefixes, accents and punctuation all occur.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from hypothesis import given
+from hypothesis import strategies as st
+
+from feeds.errors import BadRequestError
+from feeds.model import Release
+from feeds.query import Filters, filters
+from feeds.sqlite_store import SQLiteStore
+from feeds.sync import sync
+
+from .records import all_releases
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+SYLLABLES = ["ra", "ri", "ro", "zü", "zu", "ké", "ke", "na", "an", "Ra", "ZU", "ka-ri", "ki"]
+
+
+def tokens(text: str) -> list[str]:
+    """Words as the rule sees them: letters and digits, lower-cased, accents dropped."""
+    plain = "".join(
+        ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch)
+    ).lower()
+    words, current = [], ""
+    for ch in plain:
+        if ch.isalnum():
+            current += ch
+        elif current:
+            words.append(current)
+            current = ""
+    if current:
+        words.append(current)
+    return words
+
+
+def phrase_in(word: str, field: str) -> bool:
+    """Whether ``word``'s parts appear in sequence in ``field``, the last as a prefix."""
+    parts, have = tokens(word), tokens(field)
+    for start in range(len(have) - len(parts) + 1):
+        window = have[start : start + len(parts)]
+        if window[:-1] == parts[:-1] and window[-1].startswith(parts[-1]):
+            return True
+    return False
+
+
+def reference(releases: list[Release], wanted: Filters) -> set[str]:
+    def found(word: str, release: Release) -> bool:
+        fields = (release.draft.title, *release.draft.paragraphs)
+        return any(phrase_in(word, field) for field in fields)
+
+    return {
+        r.id
+        for r in releases
+        if r.present
+        and all(found(w, r) for w in wanted.q)
+        and not any(found(w, r) for w in wanted.exclude)
+    }
+
+
+def release_text(title: str, body: str, agency: str) -> str:
+    return f"{title}\n\nSource: {agency}\n\n{body}\n\n"
+
+
+words = st.lists(st.sampled_from(SYLLABLES), min_size=1, max_size=3).map("".join)
+texts = st.lists(words, min_size=1, max_size=8).map(" ".join)
+corpora = st.lists(st.tuples(texts, texts, st.sampled_from(["Europol", "Interpol"])), max_size=12)
+queries = st.lists(words, min_size=1, max_size=2).map(" ".join)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("search")
+
+
+@given(corpus=corpora, q=queries, exclude=st.none() | queries)
+def test_indexed_filters_match_the_reference(
+    workdir: Path, corpus: list[tuple[str, str, str]], q: str, exclude: str | None
+) -> None:
+    case = workdir / f"case-{abs(hash((tuple(corpus), q, exclude)))}"
+    seeds = case / "seeds"
+    seeds.mkdir(parents=True)
+    text = "".join(
+        release_text(f"{n} {title}", body, agency) for n, (title, body, agency) in enumerate(corpus)
+    )
+    (seeds / "a.txt").write_text(text, encoding="utf-8")
+    store = SQLiteStore(case / "db.sqlite3")
+    store.initialize(T0)
+    try:
+        assert sync(store, seeds, clock=lambda: T0).ok
+        releases = all_releases(store)
+        args = {"q": [q]} if exclude is None else {"q": [q], "exclude": [exclude]}
+        wanted = filters(args)
+        with store.read() as reader:
+            got = reader.search(None, wanted, 500)
+        assert {r.id for r in got} == reference(releases, wanted), (q, exclude)
+        # Newest change first, as every document lists its entries.
+        assert [r.seq for r in got] == sorted((r.seq for r in got), reverse=True)
+    finally:
+        store.close()
+
+
+def test_prefixes_accents_and_inner_punctuation(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text(
+        release_text("Traffickers held in Zürich", "An e-commerce fraud.", "Europol")
+        + release_text("Cooperation agreement", "Signed in Geneva.", "Europol"),
+        encoding="utf-8",
+    )
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    store.initialize(T0)
+    assert sync(store, seeds, clock=lambda: T0).ok
+
+    def titles(**args: str) -> list[str]:
+        with store.read() as reader:
+            found = reader.search(None, filters({k: [v] for k, v in args.items()}), 50)
+        return [r.draft.title for r in found]
+
+    assert titles(q="traffick") == ["Traffickers held in Zürich"]
+    assert titles(q="ZURICH") == ["Traffickers held in Zürich"]
+    assert titles(q="e-commerce") == ["Traffickers held in Zürich"]
+    assert titles(q="operation") == []  # not inside "Cooperation"
+    assert titles(q="cooperation geneva") == ["Cooperation agreement"]
+    assert titles(q="in", exclude="zurich") == ["Cooperation agreement"]
+
+
+def test_a_word_without_letters_or_digits_is_refused() -> None:
+    with pytest.raises(BadRequestError, match="letter or digit"):
+        filters({"q": ["fraud --"]})
+
+
+def test_since_and_limit_use_stored_times(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text(release_text("First", "Body one.", "Europol"), encoding="utf-8")
+    app = make_app(seeds)
+    store = app.extensions["feeds.site"].store
+    later = datetime.now(UTC) + timedelta(hours=1)
+    (seeds / "b.txt").write_text(release_text("Second", "Body two.", "Europol"), encoding="utf-8")
+    assert sync(store, seeds, clock=lambda: later).ok
+    client = app.test_client()
+    since = (later - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = client.get(f"/feeds/all.atom?since={since}").get_data(as_text=True)
+    assert "Second" in body and "First" not in body
+    body = client.get("/feeds/all.atom?limit=1").get_data(as_text=True)
+    assert body.count("<entry>") == 1 and "Second" in body
