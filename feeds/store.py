@@ -16,6 +16,7 @@ state before or after a sync, never a mix.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sqlite3
@@ -28,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from feeds import lock
-from feeds.errors import FeedsError
+from feeds.errors import (
+    StoreBusy,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreIOError,
+    StoreUnavailable,
+)
 from feeds.model import (
     SAMPLE_IDS,
     Agency,
@@ -105,10 +113,71 @@ _TABLES = frozenset(
 )
 #: How many sync log rows to keep.
 SYNC_LOG_ROWS = 200
+#: Seconds a connection waits for another one's lock before the store is "busy".
+BUSY_TIMEOUT = 30.0
+#: Bytes the WAL is cut back to after a checkpoint, so failed syncs never grow it for good.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+# Primary SQLite result codes (the low byte of an extended code) by kind and reason.
+_SQLITE_KINDS: dict[int, tuple[type[StoreError], str]] = {
+    sqlite3.SQLITE_CORRUPT: (StoreCorrupt, "corrupt"),
+    sqlite3.SQLITE_NOTADB: (StoreCorrupt, "not a database"),
+    sqlite3.SQLITE_FULL: (StoreFull, "disk full"),
+    sqlite3.SQLITE_BUSY: (StoreBusy, "busy"),
+    sqlite3.SQLITE_LOCKED: (StoreBusy, "busy"),
+    sqlite3.SQLITE_READONLY: (StoreUnavailable, "read-only"),
+    sqlite3.SQLITE_CANTOPEN: (StoreUnavailable, "cannot open"),
+    sqlite3.SQLITE_PERM: (StoreUnavailable, "permission denied"),
+    sqlite3.SQLITE_AUTH: (StoreUnavailable, "permission denied"),
+    sqlite3.SQLITE_IOERR: (StoreIOError, "I/O error"),
+}
+_OS_KINDS: dict[int, tuple[type[StoreError], str]] = {
+    errno.EACCES: (StoreUnavailable, "permission denied"),
+    errno.EPERM: (StoreUnavailable, "permission denied"),
+    errno.EROFS: (StoreUnavailable, "read-only file system"),
+    errno.ENOTDIR: (StoreUnavailable, "cannot open"),
+    errno.EISDIR: (StoreUnavailable, "a directory"),
+    errno.ENOENT: (StoreUnavailable, "cannot open"),
+    errno.ENOSPC: (StoreFull, "disk full"),
+    errno.EDQUOT: (StoreFull, "disk full"),
+    errno.EIO: (StoreIOError, "I/O error"),
+    errno.EAGAIN: (StoreBusy, "busy"),
+}
 
 
-class StoreError(FeedsError):
-    """The database cannot be used (newer schema, not a database, ...)."""
+def classify(exc: sqlite3.Error | OSError, path: Path) -> StoreError:
+    """The project's error for a driver or OS error about the store at ``path``.
+
+    By SQLite's result code or the errno, never by message text; an error without
+    either is a plain :class:`StoreError`, which never moves anything aside.
+    """
+    if isinstance(exc, OSError):
+        kind, reason = _OS_KINDS.get(exc.errno or 0, (StoreUnavailable, "cannot open"))
+        detail = exc.strerror or str(exc)
+        if exc.filename is not None and Path(exc.filename) != path:
+            detail = f"{detail}: {exc.filename}"
+        return kind(reason, path, detail)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return StoreError("database error", path, str(exc))
+    kind, reason = _SQLITE_KINDS.get(code & 0xFF, (StoreError, "database error"))
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY_DIRECTORY":
+        reason = "read-only directory"
+    return kind(reason, path, f"{exc} ({exc.sqlite_errorname})")
+
+
+def _roll_back(conn: sqlite3.Connection, cause: BaseException) -> None:
+    """End a failed transaction; a failed ROLLBACK is noted on ``cause``, never raised instead.
+
+    SQLite rolls back by itself on some errors (SQLITE_FULL, some I/O errors): then no
+    transaction is active and ROLLBACK would fail with a message that hides the reason.
+    """
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as failed:
+        cause.add_note(f"ROLLBACK failed too: {failed}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,14 +272,31 @@ class Store:
     # -- connections -------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise classify(exc, self.path) from exc
+        with self._translated():
+            # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+                conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            except BaseException:
+                conn.close()
+                raise
         return conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The store's error boundary: a driver error leaves as the project's, chained."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise classify(exc, self.path) from exc
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -229,25 +315,28 @@ class Store:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
+        with self._translated():
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                _roll_back(conn, exc)
+                raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        # IMMEDIATE takes the write lock now, so two writers queue instead of deadlocking.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        with self._translated():
+            conn = self._conn
+            # IMMEDIATE takes the write lock now, so two writers queue instead of deadlocking.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                _roll_back(conn, exc)
+                raise
 
     # -- schema ------------------------------------------------------------------
 
@@ -259,22 +348,27 @@ class Store:
     def initialize(self, now: datetime) -> None:
         """Create the schema in a new file, or check an existing one.
 
-        A file that is not a usable database (corrupt, truncated, not SQLite) is moved
-        aside as ``<name>.corrupt-<time>`` and a new store is created: the next sync
-        rebuilds it from the seeds with the same IDs, since IDs never come from the
-        store. A schema newer than this program's is an error, never "repaired".
+        Only a corrupt store (:class:`StoreCorrupt`: not a database, malformed, failing
+        its check) is moved aside as ``<name>.corrupt-<time>`` and created anew: the next
+        sync rebuilds it from the seeds with the same IDs, since IDs never come from the
+        store. Any other trouble (permission, read-only, full, busy, I/O) raises its
+        :class:`StoreError` and touches nothing. A schema newer than this program's is an
+        error, never "repaired".
         """
-        # Under the sync lock: workers starting together on a damaged store must agree on
-        # one rebuilt store, not each move the file aside and build their own.
-        with lock.exclusive(self.lock_path):
-            self._initialize_or_rebuild(now)
+        if self.path.is_dir():
+            raise StoreUnavailable("a directory", self.path, "name a file, not a directory")
+        try:
+            # Under the sync lock: workers starting together on a damaged store must agree
+            # on one rebuilt store, not each move the file aside and build their own.
+            with lock.exclusive(self.lock_path):
+                self._initialize_or_rebuild(now)
+        except OSError as exc:
+            raise classify(exc, self.path) from exc
 
     def _initialize_or_rebuild(self, now: datetime) -> None:
         try:
             self._initialize(now)
-        except StoreError:
-            raise
-        except sqlite3.DatabaseError as exc:
+        except StoreCorrupt as exc:
             self.close()
             aside = self.path.with_name(f"{self.path.name}.corrupt-{to_epoch(now)}")
             for suffix in ("", "-wal", "-shm"):
@@ -285,22 +379,22 @@ class Store:
                 "store unusable, rebuilding from the seeds path=%s moved_to=%s error=%s",
                 self.path, aside, exc,
             )  # fmt: skip
-            try:
-                self._initialize(now)
-            except sqlite3.DatabaseError as again:
-                raise StoreError(f"{self.path}: cannot create database: {again}") from again
+            self._initialize(now)  # a second failure is not corruption: it raises as it is
 
     def _initialize(self, now: datetime) -> None:
-        conn = self._conn
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check}")
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            missing = _TABLES - tables
-            if missing:
-                raise sqlite3.DatabaseError(f"tables missing: {', '.join(sorted(missing))}")
+        with self._translated():
+            conn = self._conn
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == SCHEMA_VERSION:
+                check = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise StoreCorrupt("corrupt", self.path, f"quick_check: {check}")
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                missing = _TABLES - tables
+                if missing:
+                    raise StoreCorrupt(
+                        "corrupt", self.path, f"tables missing: {', '.join(sorted(missing))}"
+                    )
         with self._write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -318,8 +412,10 @@ class Store:
                 log.info("store created path=%s schema=%d", self.path, SCHEMA_VERSION)
             elif version > SCHEMA_VERSION:
                 raise StoreError(
-                    f"{self.path}: schema version {version} is newer than this "
-                    f"program's ({SCHEMA_VERSION}); upgrade feeds"
+                    "newer schema",
+                    self.path,
+                    f"schema version {version} is newer than this program's "
+                    f"({SCHEMA_VERSION}); upgrade feeds",
                 )
 
     # -- reads -------------------------------------------------------------------

@@ -13,13 +13,15 @@ order.
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from feeds import ids, lock, parse, scan
-from feeds.errors import SyncBusyError
+from feeds.errors import FeedsError, SeedDirError, SyncBusyError
 from feeds.model import Draft, Problem, SyncReport
 from feeds.store import Copy, FileRow, Store
 
@@ -73,6 +75,16 @@ def to_copy(draft: Draft) -> Copy:
     return Copy(draft_id(draft), draft, draft_hash(draft, body), len(body))
 
 
+#: Per store, the newest failed sync it could not record (a full disk, a read-only
+#: file): /healthz shows it, so a failure never hides behind the last good sync.
+_unrecorded: weakref.WeakKeyDictionary[Store, SyncReport] = weakref.WeakKeyDictionary()
+
+
+def unrecorded_failure(store: Store) -> SyncReport | None:
+    """The newest failed sync of ``store`` in this process that its log does not hold."""
+    return _unrecorded.get(store)
+
+
 def sync(
     store: Store,
     seed_dir: Path,
@@ -83,19 +95,40 @@ def sync(
 ) -> SyncReport:
     """Run one sync now. Never raises for bad input or I/O trouble: failures are reported.
 
+    A failed sync changes nothing (its transaction is rolled back), so the last good
+    state keeps being served; its report carries the reason, and the next sync retries.
     Callers that may run in several processes use :func:`locked_sync` instead.
     """
     started = clock()
     try:
-        return _sync(store, seed_dir, max_file_bytes, started, clock, progress)
+        try:
+            # A missing directory must not read as "every release is gone".
+            with os.scandir(seed_dir):
+                pass
+        except OSError as exc:
+            raise SeedDirError(seed_dir, exc.strerror or str(exc)) from exc
+        report = _sync(store, seed_dir, max_file_bytes, started, clock, progress)
     except Exception as exc:  # the service must keep serving the last good state
-        log.exception("sync failed seed_dir=%s", seed_dir)
-        report = SyncReport(started, clock(), ok=False, error=f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, FeedsError):  # a known reason: say it and what to do, no traceback
+            error = str(exc)
+            log.error(
+                "sync failed, serving the last good state reason=%r hint=%r",
+                error, getattr(exc, "hint", ""),
+            )  # fmt: skip
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("sync failed, serving the last good state seed_dir=%s", seed_dir)
+        report = SyncReport(started, clock(), ok=False, error=error)
         try:
             store.record_failure(report)
-        except Exception:
-            log.exception("could not record the failed sync")
+        except Exception as again:
+            _unrecorded[store] = report
+            log.error("could not record the failed sync error=%r", str(again))
+        else:
+            _unrecorded.pop(store, None)
         return report
+    _unrecorded.pop(store, None)
+    return report
 
 
 def _sync(

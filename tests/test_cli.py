@@ -39,7 +39,7 @@ def test_check_clean_directory(real_seed_dir: Path, capsys: pytest.CaptureFixtur
     assert main(["check", str(real_seed_dir)]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "1 files, 10 releases, 0 problems" in captured.err
+    assert "1 file, 10 releases, 0 problems" in captured.err
 
 
 def test_check_prints_path_line_message(seed_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
