@@ -246,7 +246,12 @@ def _export(config: Config, out: Path) -> int:
     )
     if not synced.ok:
         print(f"feeds: sync failed: {synced.error}; exporting the last good state", file=sys.stderr)
-    report = export.export(Site(store, config), out)
+    try:
+        report = export.export(Site(store, config), out)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"feeds: export to {out} failed: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     print(f"exported {_count(report.files, 'file')} ({report.bytes / 1e6:.1f} MB) to {out}")
     return 0
 

@@ -161,8 +161,11 @@ def classify(exc: sqlite3.Error | OSError, path: Path) -> StoreError:
     if code is None:
         return StoreError("database error", path, str(exc))
     kind, reason = _SQLITE_KINDS.get(code & 0xFF, (StoreError, "database error"))
-    if getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY_DIRECTORY":
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_READONLY_DIRECTORY":
         reason = "read-only directory"
+    elif name == "SQLITE_IOERR_SHMSIZE":  # the shared-memory file could not grow: no space
+        kind, reason = StoreFull, "disk full"
     return kind(reason, path, f"{exc} ({exc.sqlite_errorname})")
 
 
@@ -410,6 +413,10 @@ class Store:
                 )
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 log.info("store created path=%s schema=%d", self.path, SCHEMA_VERSION)
+            elif version == SCHEMA_VERSION:
+                # A store this process cannot write (a read-only file, say) opens and reads
+                # fine: fail now, at start, rather than at every sync.
+                conn.execute("UPDATE meta SET value = value WHERE key = 'created'")
             elif version > SCHEMA_VERSION:
                 raise StoreError(
                     "newer schema",
