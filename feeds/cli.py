@@ -302,11 +302,11 @@ def _serve(config: Config) -> int:
 
     # Everything that can be wrong at start fails here, before gunicorn says anything.
     check_seed_dir(config.seed_dir)
+    _check_port(config.host, config.port)
     store = _open_store(config)
     if store is None:
         return 2
     store.close()
-    _check_port(config.host, config.port)
 
     def ready(server: Any) -> None:
         print(f"feeds: serving {config.seed_dir} on {config.base_url}/", file=sys.stderr)
