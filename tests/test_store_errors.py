@@ -31,7 +31,7 @@ from feeds.store import Store
 from feeds.sync import sync, utcnow
 
 from .conftest import REAL_SEED, ROOT
-from .servers import clean_environ
+from .servers import clean_environ, free_port
 
 FEEDS = Path(sys.executable).parent / "feeds"
 
@@ -70,7 +70,16 @@ def run_feeds(
         extra = found[1]
     return subprocess.run(
         argv,
-        env=clean_environ({"FEEDS_LOG_LEVEL": "WARNING", **settings, **extra}),
+        env=clean_environ(
+            {
+                "FEEDS_LOG_LEVEL": "WARNING",
+                # A port nobody uses: `serve` must fail on the store, not on a taken port.
+                "FEEDS_HOST": "127.0.0.1",
+                "FEEDS_PORT": str(free_port()),
+                **settings,
+                **extra,
+            }
+        ),
         cwd=cwd,
         capture_output=True,
         text=True,
