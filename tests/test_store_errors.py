@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import site
 import subprocess
 import sys
@@ -68,23 +69,29 @@ def run_feeds(
         assert found is not None
         argv = ["runuser", "-u", user, "--", *found[0], *args]
         extra = found[1]
-    return subprocess.run(
-        argv,
-        env=clean_environ(
-            {
-                "FEEDS_LOG_LEVEL": "WARNING",
-                # A port nobody uses: `serve` must fail on the store, not on a taken port.
-                "FEEDS_HOST": "127.0.0.1",
-                "FEEDS_PORT": str(free_port()),
-                **settings,
-                **extra,
-            }
-        ),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    env = clean_environ(
+        {
+            "FEEDS_LOG_LEVEL": "WARNING",
+            # A port nobody uses: `serve` must fail on the store, not on a taken port.
+            "FEEDS_HOST": "127.0.0.1",
+            "FEEDS_PORT": str(free_port()),
+            **settings,
+            **extra,
+        }
     )
+    # Its own process group: a command that wrongly starts serving is stopped whole,
+    # workers and all, instead of outliving the test.
+    process = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        raise AssertionError(f"{argv} did not stop within 60 s\n{err[-2000:]}") from None
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
 def tree(root: Path) -> dict[str, bytes | None]:
