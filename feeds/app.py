@@ -37,8 +37,14 @@ def configure_logging(config: Config) -> None:
 def create_app(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Flask:
-    """Build the app from ``FEEDS_*`` settings, with ``overrides`` by setting name."""
+    """Build the app from ``FEEDS_*`` settings, with ``overrides`` by setting name.
+
+    Raises :class:`~feeds.errors.ConfigError` for bad settings or a seed directory that
+    cannot be listed, and :class:`~feeds.errors.StoreError` for a store that cannot be
+    opened or written (only a corrupt one is moved aside and rebuilt).
+    """
     config = config_module.load(environ, overrides)
+    config_module.check_seed_dir(config.seed_dir)
     configure_logging(config)
     store = open_store(config.database)
     store.initialize(utcnow())

@@ -1,7 +1,9 @@
 """The ``feeds`` command: serve, sync, check, stats, export. The only module that prints.
 
 Exit codes: 0 success, 1 the command ran and found problems (or the sync
-failed), 2 bad usage or configuration.
+failed, or an operation failed), 2 bad usage or configuration (a store that
+cannot be opened at start included). Every failure is one line on stderr,
+never a traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -18,8 +21,8 @@ from typing import Any, TextIO
 from feeds import __version__, export, parse, scan, serving, websub
 from feeds.app import configure_logging
 from feeds.backends import open_store
-from feeds.config import SETTINGS, Config, load
-from feeds.errors import FeedsError
+from feeds.config import SETTINGS, Config, check_seed_dir, load
+from feeds.errors import ConfigError, FeedsError, StoreError
 from feeds.model import Problem
 from feeds.store import Store
 from feeds.sync import locked_sync, utcnow
@@ -30,7 +33,7 @@ log = logging.getLogger(__name__)
 def _settings_epilog() -> str:
     lines = ["settings (environment variables):"]
     for setting in SETTINGS:
-        default = setting.default or "(derived)"
+        default = setting.shown_default or setting.default
         lines.append(f"  {setting.variable:<22} default {default}")
     return "\n".join(lines)
 
@@ -100,6 +103,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"feeds: {exc}", file=sys.stderr)
         return 2
     configure_logging(config)
+    # The top of every command: a known failure is one line, never a traceback.
+    try:
+        return _run(args, config)
+    except ConfigError as exc:
+        print(f"feeds: {exc}", file=sys.stderr)
+        return 2
+    except FeedsError as exc:
+        print(f"feeds: {args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"feeds: {args.command} failed: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "serve":
         return _serve(config)
     if args.command == "sync":
@@ -108,7 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _stats(config)
     if args.command == "export":
         return _export(config, args.out)
+    if args.dir is not None:
+        check_seed_dir(args.dir, "DIR")
+    else:
+        check_seed_dir(config.seed_dir)
     return _check(args.dir or config.seed_dir, config)
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 class _ProgressBar:
@@ -142,11 +170,16 @@ class _ProgressBar:
 
 
 def _open_store(config: Config) -> Store | None:
+    """The store, ready; None (after one line naming ``FEEDS_DATABASE``) if unusable."""
     try:
         store = open_store(config.database)
         store.initialize(utcnow())
-    except FeedsError as exc:
-        print(f"feeds: {exc}", file=sys.stderr)
+    except StoreError as exc:
+        print(
+            f"feeds: cannot use FEEDS_DATABASE={config.database}: {exc.reason}: {exc.detail}; "
+            f"{exc.hint}",
+            file=sys.stderr,
+        )
         return None
     return store
 
@@ -209,8 +242,13 @@ def _export(config: Config, out: Path) -> int:
     synced = locked_sync(store, config.seed_dir, max_file_bytes=config.max_file_bytes)
     if not synced.ok:
         print(f"feeds: sync failed: {synced.error}; exporting the last good state", file=sys.stderr)
-    report = export.export(Site(store, config), out)
-    print(f"exported {report.files} files ({report.bytes / 1e6:.1f} MB) to {out}")
+    try:
+        report = export.export(Site(store, config), out)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"feeds: export to {out} failed: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    print(f"exported {_count(report.files, 'file')} ({report.bytes / 1e6:.1f} MB) to {out}")
     return 0
 
 
@@ -230,26 +268,56 @@ def _check(seed_dir: Path, config: Config) -> int:
         shown = problem.path if problem.path == str(seed_dir) else str(seed_dir / problem.path)
         print(Problem(shown, problem.line, problem.message))
     print(
-        f"{len(seeds)} files, {releases} releases, {len(problems)} problems",
+        f"{_count(len(seeds), 'file')}, {_count(releases, 'release')}, "
+        f"{_count(len(problems), 'problem')}",
         file=sys.stderr,
     )
     return 1 if problems else 0
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail now, naming the address, if ``host:port`` cannot be listened on.
+
+    gunicorn would say it is starting, then retry for seconds before giving up.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            # As gunicorn binds: a port left in TIME_WAIT is free, one being listened on is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another port with --port or FEEDS_PORT"
+        ) from None
+
+
 def _serve(config: Config) -> int:
     from gunicorn.app.base import BaseApplication
+
+    # Everything that can be wrong at start fails here, before gunicorn says anything.
+    check_seed_dir(config.seed_dir)
+    _check_port(config.host, config.port)
+    store = _open_store(config)
+    if store is None:
+        return 2
+    store.close()
+
+    def ready(server: Any) -> None:
+        print(f"feeds: serving {config.seed_dir} on {config.base_url}/", file=sys.stderr)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in serving.options(config).items():
                 self.cfg.set(key, value)
+            self.cfg.set("when_ready", ready)
 
         def load(self) -> Any:
             from feeds.app import create_app
 
             return create_app()
 
-    print(f"feeds: serving {config.seed_dir} on {config.base_url}/", file=sys.stderr)
     Server().run()
     return 0
 

@@ -75,6 +75,25 @@ def _path(value: str) -> Path:
     return Path(value)
 
 
+def _database(value: str) -> Path:
+    path = _path(value)
+    # Checked before anything opens it: a typo must never get a directory "repaired".
+    if path.is_dir():
+        raise ValueError(f"is a directory; name a file such as {path / 'feeds.sqlite3'}")
+    return path
+
+
+def _as_text(value: Any) -> str:
+    """A ready override value as the text the environment would hold, to parse it alike."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Path):
+        return str(value)
+    if isinstance(value, list | tuple | set | frozenset) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    raise ValueError(f"must be given as text, not {type(value).__name__}")
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One configurable value: ``FEEDS_<NAME>``."""
@@ -83,6 +102,8 @@ class Setting:
     default: str
     parse: Callable[[str], Any]
     help: str
+    shown_default: str = ""
+    """What ``--help`` shows as the default when the raw default says too little."""
 
     @property
     def variable(self) -> str:
@@ -94,7 +115,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "database",
         "instance/feeds.sqlite3",
-        _path,
+        _database,
         "SQLite file of the store; created with its directory if missing.",
     ),
     Setting("host", "127.0.0.1", str, "Address `feeds serve` listens on."),
@@ -105,6 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
         lambda v: _base_url(v) if v else "",
         "Public base URL for every link in feeds and pages; never taken from the "
         "request. Default `http://127.0.0.1:<FEEDS_PORT>`.",
+        "http://127.0.0.1:<FEEDS_PORT>",
     ),
     Setting(
         "sync_interval",
@@ -137,6 +159,7 @@ SETTINGS: tuple[Setting, ...] = (
         lambda v: _base_url(v) if v else "",
         "WebSub hub URL; when set, feeds name it (`rel=hub`) and each sync that changes a "
         "feed pings it. Empty: off.",
+        "(empty: off)",
     ),
     Setting(
         "trusted_hosts",
@@ -144,6 +167,7 @@ SETTINGS: tuple[Setting, ...] = (
         lambda v: tuple(h.strip() for h in v.split(",") if h.strip()),
         "Comma-separated `Host` values to accept (e.g. `feeds.example.org,.example.org`); "
         "others get 400. Empty: any (links never use the `Host` header anyway).",
+        "(empty: any host)",
     ),
     Setting("workers", "2", _int_range(1, 64), "gunicorn worker processes for `feeds serve`."),
     Setting("log_level", "INFO", _log_level, "Logging level."),
@@ -186,7 +210,8 @@ def load(
 ) -> Config:
     """Settings from ``environ`` (default ``os.environ``), then ``overrides`` by name.
 
-    Overrides are given as strings (parsed like the environment) or as ready values.
+    Overrides are given as strings or as ready values (``8000``, ``Path(...)``); either
+    way they pass the same checks as the environment's text.
     """
     environ = os.environ if environ is None else environ
     overrides = dict(overrides or {})
@@ -197,11 +222,9 @@ def load(
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     for setting in SETTINGS:
         raw = overrides.get(setting.name, environ.get(setting.variable, setting.default))
-        if not isinstance(raw, str):
-            values[setting.name] = raw
-            continue
         try:
-            values[setting.name] = setting.parse(raw)
+            # Ready values (an int, a Path) pass the very checks a variable's text does.
+            values[setting.name] = setting.parse(raw if isinstance(raw, str) else _as_text(raw))
         except ValueError as exc:
             raise ConfigError(f"{setting.variable}={raw!r} is invalid: {exc}") from None
     if not values["base_url"]:
@@ -209,3 +232,12 @@ def load(
     config = Config(**values)
     assert {f.name for f in fields(Config)} == known
     return config
+
+
+def check_seed_dir(path: Path, label: str = "FEEDS_SEED_DIR") -> None:
+    """Fail at start, naming ``label`` and the path, if the seed directory cannot be listed."""
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{label}={str(path)!r} is invalid: {exc.strerror or exc}") from None

@@ -14,6 +14,7 @@ Schema version 2; a version-1 store is migrated in place in one transaction
 
 from __future__ import annotations
 
+import errno
 import heapq
 import json
 import logging
@@ -21,13 +22,21 @@ import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from feeds import lock
 from feeds.decide import Candidate, CopyRow, Decision, Held, Tally
+from feeds.errors import (
+    StoreBusy,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreIOError,
+    StoreUnavailable,
+)
 from feeds.model import Agency, Draft, Fingerprint, Problem, Release, State, SyncReport
 from feeds.query import Filters
 from feeds.store import (
@@ -36,7 +45,6 @@ from feeds.store import (
     FileRow,
     Reader,
     Settled,
-    StoreError,
     SyncSession,
     draft_from_json,
     draft_to_json,
@@ -51,6 +59,75 @@ from feeds.store import (
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+#: Seconds a connection waits for another one's lock before the store is "busy".
+BUSY_TIMEOUT = 30.0
+#: Bytes the WAL is cut back to after a checkpoint, so failed syncs never grow it for good.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+# Primary SQLite result codes (the low byte of an extended code) by kind and reason.
+_SQLITE_KINDS: dict[int, tuple[type[StoreError], str]] = {
+    sqlite3.SQLITE_CORRUPT: (StoreCorrupt, "corrupt"),
+    sqlite3.SQLITE_NOTADB: (StoreCorrupt, "not a database"),
+    sqlite3.SQLITE_FULL: (StoreFull, "disk full"),
+    sqlite3.SQLITE_BUSY: (StoreBusy, "busy"),
+    sqlite3.SQLITE_LOCKED: (StoreBusy, "busy"),
+    sqlite3.SQLITE_READONLY: (StoreUnavailable, "read-only"),
+    sqlite3.SQLITE_CANTOPEN: (StoreUnavailable, "cannot open"),
+    sqlite3.SQLITE_PERM: (StoreUnavailable, "permission denied"),
+    sqlite3.SQLITE_AUTH: (StoreUnavailable, "permission denied"),
+    sqlite3.SQLITE_IOERR: (StoreIOError, "I/O error"),
+}
+_OS_KINDS: dict[int, tuple[type[StoreError], str]] = {
+    errno.EACCES: (StoreUnavailable, "permission denied"),
+    errno.EPERM: (StoreUnavailable, "permission denied"),
+    errno.EROFS: (StoreUnavailable, "read-only file system"),
+    errno.ENOTDIR: (StoreUnavailable, "cannot open"),
+    errno.EISDIR: (StoreUnavailable, "a directory"),
+    errno.ENOENT: (StoreUnavailable, "cannot open"),
+    errno.ENOSPC: (StoreFull, "disk full"),
+    errno.EDQUOT: (StoreFull, "disk full"),
+    errno.EIO: (StoreIOError, "I/O error"),
+    errno.EAGAIN: (StoreBusy, "busy"),
+}
+
+
+def classify(exc: sqlite3.Error | OSError, path: Path) -> StoreError:
+    """The project's error for a driver or OS error about the store at ``path``.
+
+    By SQLite's result code or the errno, never by message text; an error without
+    either is a plain :class:`StoreError`, which never moves anything aside.
+    """
+    if isinstance(exc, OSError):
+        kind, reason = _OS_KINDS.get(exc.errno or 0, (StoreUnavailable, "cannot open"))
+        detail = exc.strerror or str(exc)
+        if exc.filename is not None and Path(exc.filename) != path:
+            detail = f"{detail}: {exc.filename}"
+        return kind(reason, path, detail)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return StoreError("database error", path, str(exc))
+    kind, reason = _SQLITE_KINDS.get(code & 0xFF, (StoreError, "database error"))
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_READONLY_DIRECTORY":
+        reason = "read-only directory"
+    elif name == "SQLITE_IOERR_SHMSIZE":  # the shared-memory file could not grow: no space
+        kind, reason = StoreFull, "disk full"
+    return kind(reason, path, f"{exc} ({exc.sqlite_errorname})")
+
+
+def _roll_back(conn: sqlite3.Connection, cause: BaseException) -> None:
+    """End a failed transaction; a failed ROLLBACK is noted on ``cause``, never raised instead.
+
+    SQLite rolls back by itself on some errors (SQLITE_FULL, some I/O errors): then no
+    transaction is active and ROLLBACK would fail with a message that hides the reason.
+    """
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as failed:
+        cause.add_note(f"ROLLBACK failed too: {failed}")
+
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -216,7 +293,7 @@ def match_expression(words: Sequence[str]) -> str:
 class SQLiteStore:
     """A SQLite file in WAL mode; one connection per thread."""
 
-    def __init__(self, path: Path, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float | None = None) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         self._local = threading.local()
@@ -227,14 +304,32 @@ class SQLiteStore:
     # -- connections -------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise classify(exc, self.path) from exc
+        timeout = BUSY_TIMEOUT if self.busy_timeout is None else self.busy_timeout
+        with self._translated():
+            # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+                conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            except BaseException:
+                conn.close()
+                raise
         return conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The store's error boundary: a driver error leaves as the project's, chained."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise classify(exc, self.path) from exc
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -253,29 +348,31 @@ class SQLiteStore:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        if conn.in_transaction:  # inside a sync: it sees its own writes
-            yield conn
-            return
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
+        with self._translated():
+            conn = self._conn
+            if conn.in_transaction:  # inside a sync or an export: it sees its own state
+                yield conn
+                return
+            conn.execute("BEGIN")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                _roll_back(conn, exc)
+                raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        # IMMEDIATE takes the write lock now, so two writers queue instead of deadlocking.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
-                conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        with self._translated():
+            conn = self._conn
+            # IMMEDIATE takes the write lock now, so two writers queue instead of deadlocking.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                _roll_back(conn, exc)
+                raise
 
     # -- schema ------------------------------------------------------------------
 
@@ -284,28 +381,43 @@ class SQLiteStore:
         """The lock file beside the database that syncs and store checks take in turn."""
         return self.path.with_name(self.path.name + ".lock")
 
-    def sync_lock(self, blocking: bool = True) -> AbstractContextManager[bool]:
-        return lock.exclusive(self.lock_path, blocking=blocking)
+    @contextmanager
+    def sync_lock(self, blocking: bool = True) -> Iterator[bool]:
+        """The lock file beside the database, so one process syncs at a time."""
+        try:
+            held = lock.exclusive(self.lock_path, blocking=blocking)
+            acquired = held.__enter__()
+        except OSError as exc:
+            raise classify(exc, self.lock_path) from exc
+        try:
+            yield acquired
+        finally:
+            held.__exit__(None, None, None)
 
     def initialize(self, now: datetime) -> None:
         """Create the schema in a new file, or check (and migrate) an existing one.
 
-        A file that is not a usable database (corrupt, truncated, not SQLite) is moved
-        aside as ``<name>.corrupt-<time>`` and a new store is created: the next sync
-        rebuilds it from the seeds with the same IDs, since IDs never come from the
-        store. A schema newer than this program's is an error, never "repaired".
+        Only a corrupt store (:class:`StoreCorrupt`: not a database, malformed, failing
+        its check) is moved aside as ``<name>.corrupt-<time>`` and created anew: the next
+        sync rebuilds it from the seeds with the same IDs, since IDs never come from the
+        store. Any other trouble (permission, read-only, full, busy, I/O) raises its
+        :class:`StoreError` and touches nothing. A schema newer than this program's is an
+        error, never "repaired".
         """
-        # Under the sync lock: workers starting together on a damaged store must agree on
-        # one rebuilt store, not each move the file aside and build their own.
-        with lock.exclusive(self.lock_path):
-            self._initialize_or_rebuild(now)
+        if self.path.is_dir():
+            raise StoreUnavailable("a directory", self.path, "name a file, not a directory")
+        try:
+            # Under the sync lock: workers starting together on a damaged store must agree
+            # on one rebuilt store, not each move the file aside and build their own.
+            with lock.exclusive(self.lock_path):
+                self._initialize_or_rebuild(now)
+        except OSError as exc:
+            raise classify(exc, self.path) from exc
 
     def _initialize_or_rebuild(self, now: datetime) -> None:
         try:
             self._initialize(now)
-        except StoreError:
-            raise
-        except sqlite3.DatabaseError as exc:
+        except StoreCorrupt as exc:
             self.close()
             aside = self.path.with_name(f"{self.path.name}.corrupt-{to_epoch(now)}")
             for suffix in ("", "-wal", "-shm"):
@@ -316,23 +428,22 @@ class SQLiteStore:
                 "store unusable, rebuilding from the seeds path=%s moved_to=%s error=%s",
                 self.path, aside, exc,
             )  # fmt: skip
-            try:
-                self._initialize(now)
-            except sqlite3.DatabaseError as again:
-                raise StoreError(f"{self.path}: cannot create database: {again}") from again
+            self._initialize(now)  # a second failure is not corruption: it raises as it is
 
     def _initialize(self, now: datetime) -> None:
-        conn = self._conn
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version in (1, SCHEMA_VERSION):
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check}")
-        if version in (1, SCHEMA_VERSION):
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            missing = (_TABLES if version == SCHEMA_VERSION else _V1_TABLES) - tables
-            if missing:
-                raise sqlite3.DatabaseError(f"tables missing: {', '.join(sorted(missing))}")
+        with self._translated():
+            conn = self._conn
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version in (1, SCHEMA_VERSION):
+                check = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise StoreCorrupt("corrupt", self.path, f"quick_check: {check}")
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                missing = (_TABLES if version == SCHEMA_VERSION else _V1_TABLES) - tables
+                if missing:
+                    raise StoreCorrupt(
+                        "corrupt", self.path, f"tables missing: {', '.join(sorted(missing))}"
+                    )
         with self._write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -347,10 +458,16 @@ class SQLiteStore:
             elif version == 1:
                 _migrate_v1(conn)
                 log.info("store migrated path=%s schema=1->%d", self.path, SCHEMA_VERSION)
-            elif version > SCHEMA_VERSION:
+            elif version == SCHEMA_VERSION:
+                # A store this process cannot write (a read-only file, say) opens and reads
+                # fine: fail now, at start, rather than at every sync.
+                conn.execute("UPDATE meta SET value = value WHERE key = 'created'")
+            else:
                 raise StoreError(
-                    f"{self.path}: schema version {version} is newer than this "
-                    f"program's ({SCHEMA_VERSION}); upgrade feeds"
+                    "newer schema",
+                    self.path,
+                    f"schema version {version} is newer than this program's "
+                    f"({SCHEMA_VERSION}); upgrade feeds",
                 )
 
     # -- reads -------------------------------------------------------------------

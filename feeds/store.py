@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from feeds.decide import Candidate, Decision, Tally
-from feeds.errors import FeedsError
+from feeds.errors import StoreError
 from feeds.model import Draft, Fingerprint, Problem, Release, State, SyncReport
 from feeds.query import Filters
 
@@ -35,8 +35,7 @@ from feeds.query import Filters
 SYNC_LOG_ROWS = 200
 
 
-class StoreError(FeedsError):
-    """The database cannot be used (newer schema, not a database, ...)."""
+__all__ = ["StoreError"]  # the store's errors live in feeds.errors; kept here for callers
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,14 @@ order.
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from feeds import decide, ids, parse, scan
-from feeds.errors import SyncBusyError
+from feeds.errors import FeedsError, SeedDirError, StoreError, SyncBusyError
 from feeds.model import SAMPLE_IDS, Draft, Problem, SyncReport
 from feeds.store import Copy, FileRow, Store, to_epoch
 
@@ -75,6 +77,16 @@ def to_copy(draft: Draft) -> Copy:
     return Copy(draft_id(draft), draft, draft_hash(draft, body), len(body))
 
 
+#: Per store, the newest failed sync it could not record (a full disk, a read-only
+#: file): /healthz shows it, so a failure never hides behind the last good sync.
+_unrecorded: weakref.WeakKeyDictionary[Store, SyncReport] = weakref.WeakKeyDictionary()
+
+
+def unrecorded_failure(store: Store) -> SyncReport | None:
+    """The newest failed sync of ``store`` in this process that its log does not hold."""
+    return _unrecorded.get(store)
+
+
 def sync(
     store: Store,
     seed_dir: Path,
@@ -85,19 +97,47 @@ def sync(
 ) -> SyncReport:
     """Run one sync now. Never raises for bad input or I/O trouble: failures are reported.
 
+    A failed sync changes nothing (its transaction is rolled back), so the last good
+    state keeps being served; its report carries the reason, and the next sync retries.
     Callers that may run in several processes use :func:`locked_sync` instead.
     """
     started = clock()
     try:
-        return _sync(store, seed_dir, max_file_bytes, started, clock, progress)
-    except Exception as exc:  # the service must keep serving the last good state
-        log.exception("sync failed seed_dir=%s", seed_dir)
-        report = SyncReport(started, clock(), ok=False, error=f"{type(exc).__name__}: {exc}")
         try:
-            store.record_failure(report)
-        except Exception:
-            log.exception("could not record the failed sync")
-        return report
+            # A missing directory must not read as "every release is gone".
+            with os.scandir(seed_dir):
+                pass
+        except OSError as exc:
+            raise SeedDirError(seed_dir, exc.strerror or str(exc)) from exc
+        report = _sync(store, seed_dir, max_file_bytes, started, clock, progress)
+    except Exception as exc:  # the service must keep serving the last good state
+        return _failed(store, seed_dir, started, clock, exc)
+    _unrecorded.pop(store, None)
+    return report
+
+
+def _failed(
+    store: Store, seed_dir: Path, started: datetime, clock: Clock, exc: Exception
+) -> SyncReport:
+    """Report (and log, and record if the store still can) a sync that failed."""
+    if isinstance(exc, FeedsError):  # a known reason: say it and what to do, no traceback
+        error = str(exc)
+        log.error(
+            "sync failed, serving the last good state reason=%r hint=%r",
+            error, getattr(exc, "hint", ""),
+        )  # fmt: skip
+    else:
+        error = f"{type(exc).__name__}: {exc}"
+        log.exception("sync failed, serving the last good state seed_dir=%s", seed_dir)
+    report = SyncReport(started, clock(), ok=False, error=error)
+    try:
+        store.record_failure(report)
+    except Exception as again:
+        _unrecorded[store] = report
+        log.error("could not record the failed sync error=%r", str(again))
+    else:
+        _unrecorded.pop(store, None)
+    return report
 
 
 def _sync(
@@ -204,8 +244,18 @@ def locked_sync(
     clock: Clock = utcnow,
     progress: Progress = _no_progress,
 ) -> SyncReport:
-    """:func:`sync` under the store's cross-process lock; :class:`SyncBusyError` if busy."""
-    with store.sync_lock(blocking=blocking) as acquired:
-        if not acquired:
-            raise SyncBusyError(f"another process is syncing ({store!r})")
-        return sync(store, seed_dir, max_file_bytes=max_file_bytes, clock=clock, progress=progress)
+    """:func:`sync` under the store's cross-process lock; :class:`SyncBusyError` if busy.
+
+    A lock that cannot be taken at all (a read-only mount, say) fails the sync like any
+    other store trouble: reported, never raised.
+    """
+    started = clock()
+    try:
+        with store.sync_lock(blocking=blocking) as acquired:
+            if not acquired:
+                raise SyncBusyError(f"another process is syncing ({store!r})")
+            return sync(
+                store, seed_dir, max_file_bytes=max_file_bytes, clock=clock, progress=progress
+            )
+    except StoreError as exc:
+        return _failed(store, seed_dir, started, clock, exc)

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from feeds import pages, query
 from feeds.errors import BadRequestError, NotFoundError
 from feeds.site import Representation, Site
+from feeds.sync import unrecorded_failure
 
 log = logging.getLogger(__name__)
 
@@ -202,18 +203,47 @@ def release(uuid: str) -> Response:
 @bp.get("/healthz")
 def healthz() -> Any:
     store = _site().store
-    last = store.last_syncs(1)
+    try:
+        last = store.last_syncs(1)
+        last_good = store.last_good_sync()
+        counts = store.counts()
+        stored_problems = store.problems()
+    except Exception as exc:  # the store cannot even be read: say so, never a 500 page
+        log.exception("healthz cannot read the store")
+        return _health("degraded", f"store unreadable: {exc}", None, None, {}, {})
     problems: dict[str, list[dict[str, Any]]] = {}
-    for problem in store.problems():
+    for problem in stored_problems:
         problems.setdefault(problem.path, []).append(
             {"line": problem.line, "message": problem.message}
         )
     last_sync = last[0] if last else None
+    unrecorded = unrecorded_failure(store)
+    if unrecorded is not None:  # newer than anything the store could log
+        last_sync = {
+            "started": unrecorded.started.isoformat(),
+            "finished": unrecorded.finished.isoformat(),
+            "ok": False,
+            "error": unrecorded.error,
+        }
+    ok = bool(last_sync and last_sync["ok"])
+    reason = None if ok else (last_sync or {}).get("error") or "no sync has completed yet"
+    return _health("ok" if ok else "degraded", reason, last_sync, last_good, counts, problems)
+
+
+def _health(
+    status: str,
+    reason: str | None,
+    last_sync: dict[str, Any] | None,
+    last_good: dict[str, Any] | None,
+    counts: dict[str, int],
+    problems: dict[str, list[dict[str, Any]]],
+) -> Response:
     response = jsonify(
-        status="ok" if last_sync and last_sync["ok"] else "degraded",
+        status=status,
+        reason=reason,
         last_sync=last_sync,
-        last_good_sync=store.last_good_sync(),
-        counts=store.counts(),
+        last_good_sync=last_good,
+        counts=counts,
         problems=problems,
     )
     response.headers["Cache-Control"] = "no-cache"

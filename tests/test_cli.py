@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from feeds.cli import _ProgressBar, main
+
+from .servers import clean_environ, free_port
 
 FEEDS = Path(sys.executable).parent / "feeds"
 
@@ -39,7 +42,7 @@ def test_check_clean_directory(real_seed_dir: Path, capsys: pytest.CaptureFixtur
     assert main(["check", str(real_seed_dir)]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "1 files, 10 releases, 0 problems" in captured.err
+    assert "1 file, 10 releases, 0 problems" in captured.err
 
 
 def test_check_prints_path_line_message(seed_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,6 +77,84 @@ def test_help_lists_commands_and_settings() -> None:
     )
     for word in ["serve", "sync", "check", "FEEDS_SEED_DIR", "FEEDS_SYNC_INTERVAL"]:
         assert word in result.stdout
+    # True defaults: an empty one says what empty means; a derived one gives its rule.
+    assert "(derived)" not in result.stdout
+    shown = dict(
+        line.split(" default ", 1) for line in result.stdout.splitlines() if " default " in line
+    )
+    shown = {k.strip(): v.strip() for k, v in shown.items()}
+    assert shown["FEEDS_WEBSUB_HUB"] == "(empty: off)"
+    assert shown["FEEDS_TRUSTED_HOSTS"] == "(empty: any host)"
+    assert shown["FEEDS_BASE_URL"] == "http://127.0.0.1:<FEEDS_PORT>"
+    assert shown["FEEDS_PAGE_SIZE"] == "50"
+
+
+def test_check_counts_in_words(seed_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("a.txt", "b.txt"):
+        (seed_dir / name).write_text("T\n\nSource: NATO\n\nB\n", encoding="utf-8")
+    assert main(["check", str(seed_dir)]) == 0
+    assert "2 files, 2 releases, 0 problems" in capsys.readouterr().err
+    (seed_dir / "b.txt").unlink()
+    (seed_dir / "a.txt").write_text("Preamble\n\nT\n\nSource: NATO\n\nB\n", encoding="utf-8")
+    assert main(["check", str(seed_dir)]) == 1
+    assert "1 file, 1 release, 1 problem" in capsys.readouterr().err
+
+
+def test_missing_seed_directory_stops_serve_and_fails_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-seeds"
+    monkeypatch.setenv("FEEDS_SEED_DIR", str(missing))
+    assert main(["serve", "--port", str(free_port())]) == 2
+    assert capsys.readouterr().err == (
+        f"feeds: FEEDS_SEED_DIR='{missing}' is invalid: No such file or directory\n"
+    )
+    assert main(["sync"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"feeds: sync failed: seed directory unavailable: {missing}: No such file or directory"
+    )
+
+
+def test_busy_port_fails_at_once_naming_the_address(real_seed_dir: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_environ(
+            {
+                "FEEDS_SEED_DIR": str(real_seed_dir),
+                "FEEDS_DATABASE": str(tmp_path / "db" / "feeds.sqlite3"),
+                "FEEDS_HOST": "127.0.0.1",
+            }
+        )
+        result = subprocess.run(
+            [str(FEEDS), "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"feeds: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "choose another port with --port or FEEDS_PORT"
+    ]
+    assert "serving" not in result.stdout + result.stderr
+    assert not (tmp_path / "db").exists()  # refused before anything was touched
+
+
+def test_serving_writes_no_control_socket_into_home() -> None:
+    from gunicorn.config import KNOWN_SETTINGS
+
+    from feeds import serving
+    from feeds.config import load
+
+    options = serving.options(load(environ={}))
+    if any(s.name == "control_socket" for s in KNOWN_SETTINGS):
+        assert options["control_socket_disable"] is True
+    else:  # an older gunicorn opens no control socket at all
+        assert "control_socket_disable" not in options
 
 
 class _Terminal(io.StringIO):

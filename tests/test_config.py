@@ -76,3 +76,52 @@ def test_every_setting_is_documented_in_the_readme(setting: Setting) -> None:
     variable = setting.variable
     table_rows = re.findall(r"^\| `(FEEDS_[A-Z_]+)` \|", README.read_text(encoding="utf-8"), re.M)
     assert variable in table_rows
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "variable"),
+    [
+        ("page_size", 0, "FEEDS_PAGE_SIZE"),
+        ("page_size", 1.5, "FEEDS_PAGE_SIZE"),
+        ("port", 70000, "FEEDS_PORT"),
+        ("sync_interval", -1, "FEEDS_SYNC_INTERVAL"),
+        ("scheduler", 2, "FEEDS_SCHEDULER"),
+        ("database", Path(""), "FEEDS_DATABASE"),
+        ("trusted_hosts", [1, 2], "FEEDS_TRUSTED_HOSTS"),
+    ],
+)
+def test_ready_override_values_pass_the_same_checks(
+    name: str, value: object, variable: str
+) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        load(environ={}, overrides={name: value})
+
+
+def test_ready_override_values_that_are_valid_are_kept() -> None:
+    config = load(
+        environ={},
+        overrides={
+            "page_size": 7,
+            "sync_interval": 0.5,
+            "scheduler": False,
+            "seed_dir": Path("somewhere"),
+            "trusted_hosts": ("a.example", ".b.example"),
+        },
+    )
+    assert config.page_size == 7 and config.sync_interval == 0.5 and not config.scheduler
+    assert config.seed_dir == Path("somewhere")
+    assert config.trusted_hosts == ("a.example", ".b.example")
+
+
+def test_create_app_validates_overrides(tmp_path: Path) -> None:
+    from feeds.app import create_app
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    with pytest.raises(ConfigError, match="FEEDS_PAGE_SIZE=0 is invalid"):
+        create_app({"page_size": 0, "seed_dir": seeds, "scheduler": False}, environ={})
+
+
+def test_an_existing_directory_is_no_database(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="FEEDS_DATABASE=.* is a directory"):
+        load(environ={"FEEDS_DATABASE": str(tmp_path)})

@@ -40,6 +40,7 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from feeds import ids
+from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import sync
 
 from .conftest import ATOM_RNG, BASE_URL
@@ -269,12 +270,25 @@ def test_same_records_give_the_same_bytes(
     app: Flask,
     make_app: Callable[..., Flask],
     real_seed_dir: Path,
+    tmp_path: Path,
 ) -> None:
     paths = feed_paths(client, app)
-    first = {path: client.get(path).data for path in paths}
-    again = {path: client.get(path).data for path in paths}
-    assert again == first
+    # Two stores built apart, each from the same seeds at the same moment, hold the same
+    # records: their apps, each rendering on its own, must give the same bytes.
+    moment = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    built = []
+    for name in ("one", "two"):
+        store = Store(tmp_path / name / "feeds.sqlite3")
+        store.initialize(moment)
+        assert sync(store, real_seed_dir, clock=lambda: moment).ok
+        store.close()
+        apart = make_app(real_seed_dir, database=tmp_path / name / "feeds.sqlite3")
+        apart_client = apart.test_client()
+        built.append({path: apart_client.get(path).data for path in paths})
+    assert built[0] == built[1]
+    assert all(b"<entry>" in body for body in built[0].values())
     # A second app (a restart, or another gunicorn worker) on the same database.
+    first = {path: client.get(path).data for path in paths}
     other = make_app(real_seed_dir)
     other_client = other.test_client()
     assert {path: other_client.get(path).data for path in paths} == first

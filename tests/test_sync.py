@@ -261,10 +261,21 @@ def test_oversized_file_is_skipped_with_a_problem(store: Store, seed_dir: Path) 
     assert problem.path == "big.txt" and "FEEDS_MAX_FILE_BYTES" in problem.message
 
 
-def test_missing_seed_directory_is_a_problem_not_a_crash(store: Store, tmp_path: Path) -> None:
-    report = sync(store, tmp_path / "nope")
-    assert report.ok
-    assert "cannot list" in report.problems[0].message
+def test_missing_seed_directory_fails_the_sync_and_keeps_the_last_good_state(
+    store: Store, real_seed_dir: Path
+) -> None:
+    sync(store, real_seed_dir)
+    before = everything(store)
+    moved = real_seed_dir.rename(real_seed_dir.with_name("elsewhere"))
+    report = sync(store, real_seed_dir)
+    assert not report.ok
+    assert report.error == (
+        f"seed directory unavailable: {real_seed_dir}: No such file or directory"
+    )
+    assert everything(store) == before  # not "every release is gone"
+    assert store.last_syncs(1)[0]["error"] == report.error
+    moved.rename(real_seed_dir)
+    assert sync(store, real_seed_dir).ok
 
 
 def test_failed_sync_keeps_the_last_good_state(
