@@ -47,13 +47,18 @@ MONTHS = {
     )
 }
 _MONTH_ALTERNATION = "|".join(MONTHS)
+#: What may separate a date's parts: a run of tabs and Unicode space separators (category
+#: Zs: U+0020, U+00A0, U+2000..U+200A, U+202F, U+3000, ...), as text copied from web pages
+#: has them. Not line or paragraph separators (U+0085, U+2028), nor zero-width characters.
+SPACES = "\t \xa0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_SPACE_CHARS = frozenset("\t \xa0\u1680\u202f\u205f\u3000").union(map(chr, range(0x2000, 0x200B)))
 #: A paragraph that is only a date: "3 August 2023".
-_DATE_LINE = re.compile(rf"([0-9]{{1,2}}) ({_MONTH_ALTERNATION}) ([0-9]{{4}})")
+_DATE_LINE = re.compile(rf"([0-9]{{1,2}})[{SPACES}]+({_MONTH_ALTERNATION})[{SPACES}]+([0-9]{{4}})")
 #: A full date anywhere in running text: "On Wednesday (16 October 2024), ...". Searched
-#: from the space before the month: a pattern that starts with a literal is searched
-#: several times faster than one that starts with the day's digits (a character class)
-#: or a look-behind, so :func:`find_date` reads the day before the match itself.
-_MONTH_YEAR = re.compile(rf" ({_MONTH_ALTERNATION}) ([0-9]{{4}})(?![0-9])")
+#: from the month name, whose first letters the regex engine skips ahead to (a pattern
+#: that starts with the day's digits, or with a class of spaces, tries far more places);
+#: :func:`find_date` reads the spaces and the day before the match itself.
+_MONTH_YEAR = re.compile(rf"({_MONTH_ALTERNATION})[{SPACES}]+([0-9]{{4}})(?![0-9])")
 # ASCII digits only: "３ August ２０２３" is not a date line, and must not change an ID.
 _ASCII_DIGITS = frozenset("0123456789")
 _SOURCE_PREFIX = "Source: "
@@ -133,21 +138,25 @@ def parse_date_line(text: str) -> date | None:
 def find_date(text: str) -> date | None:
     """The first full, valid date (day, month name, year) in running text.
 
-    The day is one or two ASCII digits right before the month, with no digit before them.
+    The same shape as a date line: one or two ASCII digits with no digit before them, a
+    month name and four ASCII digits, separated by runs of :data:`SPACES`.
     """
     digits = _ASCII_DIGITS
+    spaces = _SPACE_CHARS
     position = 0
     while (match := _MONTH_YEAR.search(text, position)) is not None:
-        space = position = match.start()
+        end = position = match.start()
         position += 1
-        if not space or text[space - 1] not in digits:
+        while end and text[end - 1] in spaces:
+            end -= 1
+        if end == match.start() or not end or text[end - 1] not in digits:
             continue
-        if space > 1 and text[space - 2] in digits:
-            if space > 2 and text[space - 3] in digits:
+        if end > 1 and text[end - 2] in digits:
+            if end > 2 and text[end - 3] in digits:
                 continue  # "123 May 2020": no day
-            day = text[space - 2 : space]
+            day = text[end - 2 : end]
         else:
-            day = text[space - 1]
+            day = text[end - 1]
         found = _valid_date(day, match[1], match[2])
         if found:
             return found

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -66,6 +67,18 @@ PROBLEM_CAP = 50
 
 SOURCE_PREFIX = "Source: "
 ASCII_DIGITS = "0123456789"
+
+
+def is_date_space(char: str) -> bool:
+    """What may separate a date's parts: a tab or a Unicode space separator (Zs)."""
+    return char == "\t" or unicodedata.category(char) == "Zs"
+
+
+def skip_spaces(text: str, start: int) -> int:
+    """Where the run of date spaces at ``start`` ends (``start`` itself if there is none)."""
+    while start < len(text) and is_date_space(text[start]):
+        start += 1
+    return start
 
 
 @dataclass
@@ -166,7 +179,8 @@ def read_date(text: str, start: int) -> tuple[date | None, int] | None:
     """Read ``<day> <Month> <yyyy>`` at ``start``: the date (None if not in the calendar)
     and where it ends, or None if the text there does not have that shape.
 
-    The day is a run of one or two ASCII digits; the year a run of exactly four.
+    The day is a run of one or two ASCII digits; the year a run of exactly four; between
+    the parts, runs of tabs and Unicode space separators.
     """
     end = start
     while end < len(text) and text[end] in ASCII_DIGITS:
@@ -174,15 +188,21 @@ def read_date(text: str, start: int) -> tuple[date | None, int] | None:
     day = text[start:end]
     if not 1 <= len(day) <= 2:
         return None
+    month_start = skip_spaces(text, end)
+    if month_start == end:
+        return None
     for month, name in enumerate(MONTH_NAMES, start=1):
-        if text.startswith(f" {name} ", end):
-            year_start = end + len(name) + 2
-            year_end = year_start
-            while year_end < len(text) and text[year_end] in ASCII_DIGITS:
-                year_end += 1
-            if year_end - year_start != 4:
-                return None
-            return calendar_date(int(text[year_start:year_end]), month, int(day)), year_end
+        if not text.startswith(name, month_start):
+            continue
+        year_start = skip_spaces(text, month_start + len(name))
+        if year_start == month_start + len(name):
+            continue
+        year_end = year_start
+        while year_end < len(text) and text[year_end] in ASCII_DIGITS:
+            year_end += 1
+        if year_end - year_start != 4:
+            return None
+        return calendar_date(int(text[year_start:year_end]), month, int(day)), year_end
     return None
 
 
@@ -368,6 +388,14 @@ EXAMPLES = {
     "date_line_lowercase": "Title\n\nSource: Europol\n\n3 august 2023\n\nBody.",
     "date_line_year_zero": "Title\n\nSource: Europol\n\n1 January 0000\n\nBody.",
     "date_line_wide_digits": "Title\n\nSource: Europol\n\n３ August ２０２３\n\nBody.",
+    "date_line_nbsp": "Title\n\nSource: Europol\n\n7\xa0November\xa02024\n\nBody.",
+    "date_line_narrow_nbsp_tab": "Title\n\nSource: NATO\n\n7\u202f\tNovember \u30002024\n\nBody.",
+    "date_line_space_runs": "Title\n\nSource: NATO\n\n  7   November\u2009\u2009 2024 \n\nBody.",
+    "date_line_line_separator": "Title\n\nSource: NATO\n\n7\u2028November 2024\n\nBody.",
+    "date_line_zero_width_space": "Title\n\nSource: NATO\n\n7\u200bNovember 2024\n\nBody.",
+    "date_line_no_space": "Title\n\nSource: NATO\n\n7November 2024\n\nBody.",
+    "date_in_text_nbsp": "T\n\nSource: NATO\n\nOn 7\xa0November\u202f2024, x and 123\xa0May 2020.",
+    "date_in_text_glued_month": "T\n\nSource: NATO\n\n3 Mayday 2024, then 4\tMay\t2024.",
     "date_line_not_alone": "Title\n\nSource: Europol\n\n3 August 2023\nLYON, France\n\nBody.",
     "date_line_only_body": "Title\n\nSource: Europol\n\n3 August 2023",
     "date_line_after_refused": "Title\n\nSource: Europol\n\nSource: NATO\n\n3 August 2023",
@@ -484,11 +512,17 @@ DATE_LINES = (
     "3 August",
     "3 august 2023",
     "3  August 2023",
+    "7\xa0November\xa02024",
+    "7\u202fNovember\t 2024",
+    "7\u2028November 2024",
     "123 August 2023",
     "3 August 20234",
     "1 January 0000",
     "３ August ２０２３",
 )
+
+#: What separates a date's parts, mostly one space; a line separator is not a space.
+DATE_SPACES = (" ", " ", " ", " ", "\xa0", "\u202f", "\t", "  ", " \u3000", "\u2028", "")
 
 
 def weighted(*choices: tuple[int, st.SearchStrategy[T]]) -> st.SearchStrategy[T]:
@@ -519,9 +553,11 @@ date_text = weighted(
     (
         1,
         st.builds(
-            lambda day, name, year: f"{day} {name} {year}",
+            lambda day, space, name, space_after, year: f"{day}{space}{name}{space_after}{year}",
             weighted((3, st.integers(1, 28)), (1, st.integers(0, 40))),
+            st.sampled_from(DATE_SPACES),
             st.sampled_from((*MONTH_NAMES, "august", "Sept")),
+            st.sampled_from(DATE_SPACES),
             st.sampled_from(("2023", "2024", "1999", "0001", "9999", "0000", "023", "20245")),
         ),
     ),
@@ -622,6 +658,7 @@ grammar_text = st.lists(
             "3",
             "1",
             " August ",
+            "\u202fMay\xa0",
             " February ",
             "2023",
             "2024",
