@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,7 +20,6 @@ from feeds import __version__, export, parse, scan, serving, websub
 from feeds.app import configure_logging
 from feeds.config import SETTINGS, Config, load
 from feeds.errors import FeedsError
-from feeds.model import Problem
 from feeds.store import Store
 from feeds.sync import locked_sync, utcnow
 
@@ -61,11 +61,14 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        help="parse seed files without storing anything; list problems",
-        description="Parse every seed file and print problems as path:line: message. "
-        "Exit status 1 if there are any.",
+        help="parse seed files without storing anything; list problems and warnings",
+        description="Parse every seed file and print problems (text that is not published "
+        "as written) as path:line: message and warnings (near-misses such as 'Source Europol' "
+        "or '31 February 2026', published as written) as path:line: warning: message. "
+        "Exit status 1 if there are problems, or with --strict any warnings.",
     )
     check.add_argument("dir", nargs="?", type=Path, help="seed directory (FEEDS_SEED_DIR)")
+    check.add_argument("--strict", action="store_true", help="exit with status 1 on warnings too")
 
     commands.add_parser(
         "stats",
@@ -107,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _stats(config)
     if args.command == "export":
         return _export(config, args.out)
-    return _check(args.dir or config.seed_dir, config)
+    return _check(args.dir or config.seed_dir, config, strict=args.strict)
 
 
 class _ProgressBar:
@@ -218,7 +221,8 @@ def _export(config: Config, out: Path) -> int:
     return 0
 
 
-def _check(seed_dir: Path, config: Config) -> int:
+def _check(seed_dir: Path, config: Config, strict: bool = False) -> int:
+    """Print problems and warnings like a compiler; 1 if any problem (or warning, if strict)."""
     seeds, problems = scan.list_seeds(seed_dir)
     releases = 0
     for seed in seeds:
@@ -232,12 +236,21 @@ def _check(seed_dir: Path, config: Config) -> int:
         releases += len(drafts)
     for problem in problems:
         shown = problem.path if problem.path == str(seed_dir) else str(seed_dir / problem.path)
-        print(Problem(shown, problem.line, problem.message))
-    print(
-        f"{len(seeds)} files, {releases} releases, {len(problems)} problems",
-        file=sys.stderr,
+        print(replace(problem, path=shown))
+    warnings = sum(problem.severity == "warning" for problem in problems)
+    errors = len(problems) - warnings
+    counts = (
+        _plural(len(seeds), "file"),
+        _plural(releases, "release"),
+        _plural(errors, "problem"),
+        _plural(warnings, "warning"),
     )
-    return 1 if problems else 0
+    print(", ".join(counts), file=sys.stderr)
+    return 1 if errors or (strict and warnings) else 0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def _serve(config: Config) -> int:

@@ -205,9 +205,12 @@ def release(uuid: str) -> Response:
 def healthz() -> Any:
     store = _site().store
     last = store.last_syncs(1)
+    # Problems (input not published as written) and warnings (near-misses), by file.
     problems: dict[str, list[dict[str, Any]]] = {}
+    warnings: dict[str, list[dict[str, Any]]] = {}
     for problem in store.problems():
-        problems.setdefault(problem.path, []).append(
+        listed = warnings if problem.severity == "warning" else problems
+        listed.setdefault(problem.path, []).append(
             {"line": problem.line, "message": problem.message}
         )
     last_sync = last[0] if last else None
@@ -217,6 +220,7 @@ def healthz() -> Any:
         last_good_sync=store.last_good_sync(),
         counts=store.counts(),
         problems=problems,
+        warnings=warnings,
     )
     response.headers["Cache-Control"] = "no-cache"
     return response
