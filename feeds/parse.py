@@ -1,9 +1,12 @@
 """Parse the text of one seed file into release drafts and problems.
 
 Pure: text in, ``(drafts, problems)`` out; no I/O, no clock. The path is only a
-label for problems. The grammar is DESIGN.md "The input: the seed directory":
-paragraphs separated by blank lines, a release starting at the paragraph right
-before a one-line ``Source: Agency[ (channel)]`` paragraph.
+label for problems. The grammar is ``docs/seed-format.md``: paragraphs separated
+by blank lines, a release starting at the paragraph right before a one-line
+``Source: Agency[ (channel)]`` paragraph. The problems list also holds warnings
+(``Problem.severity == "warning"``) about near-misses the grammar accepts: a date
+line that is not a date, a misspelt Source line, a Source line after a body-like
+paragraph, an overlong title. They are found on the side and never change a draft.
 
 This is the hot loop of a first sync, so the work is done by whole-text string
 operations in C (one ``str.split``; tests mapped over the paragraph list) and
