@@ -88,6 +88,7 @@ BODY_LIKE_TITLE = 200
 LONG_TITLE = 300
 #: What may close a sentence after its full stop: quotes and a parenthesis.
 _CLOSERS = "\"'”’)"
+_SENTENCE_ENDS = (".", "!", "?")
 #: A sentence's end then the next one's start: ". The", "?” 3", "! (A".
 _SENTENCE_BREAK = re.compile(r"[.!?][\"'”’)]*\s+[\"'“‘(]*[A-Z0-9]")
 #: Longest Source line remembered between calls: agencies repeat thousands of times in
@@ -338,17 +339,13 @@ def parse(text: str, path: str) -> tuple[list[Draft], list[Problem]]:
         paragraph = paragraphs[index]
         if "\n" in paragraph:
             continue
-        if paragraph.startswith("Source:"):
-            source = (
-                _cached_source(paragraph) if len(paragraph) <= _CACHED_LINE else _source(paragraph)
-            )
-            if source is not None:
-                sources[index] = source
-                continue
-            if paragraph == "Source:":
-                problems.append(Problem(path, lines.at(index), "Source line names no agency"))
-                continue
-        near.append(index)
+        source = _cached_source(paragraph) if len(paragraph) <= _CACHED_LINE else _source(paragraph)
+        if source is not None:
+            sources[index] = source
+        elif paragraph == "Source:":
+            problems.append(Problem(path, lines.at(index), "Source line names no agency"))
+        else:
+            near.append(index)
     for index in near:
         # A paragraph right before a Source line is a title ("Source code leaks: ...").
         if index + 1 not in sources and _looks_like_source(paragraphs[index]):
@@ -431,8 +428,9 @@ def _draft(
         published = date_line or (find_date(body[0]) if body else None)
     title = paragraphs[title_index]
     title = " ".join(part.strip() for part in title.split("\n")) if "\n" in title else title.strip()
-    if len(title) > LONG_TITLE or title[-1:] in _CLOSERS or title[-1:] in (".", "!", "?"):
-        _check_title(title, path, lines.at(title_index), lines.at(source_index), problems)
+    # Cheap test first: the warnings are about long titles or titles ending like sentences.
+    if len(title) > LONG_TITLE or title.rstrip(_CLOSERS)[-1:] in _SENTENCE_ENDS:
+        _check_title(title, path, lines, (title_index, source_index), problems)
     return Draft(
         agency=source.agency,
         agency_slug=source.slug,
@@ -494,10 +492,13 @@ def _check_date_shape(text: str, path: str, line: int, problems: list[Problem]) 
 
 
 def _check_title(
-    title: str, path: str, title_line: int, source_line: int, problems: list[Problem]
+    title: str, path: str, lines: _Lines, indices: tuple[int, int], problems: list[Problem]
 ) -> None:
-    """Warn about a title that reads like body text (at its Source line) or is overlong."""
-    ends_like_sentence = title.rstrip(_CLOSERS)[-1:] in (".", "!", "?")
+    """Warn about a title that reads like body text (at its Source line) or is overlong.
+
+    ``indices`` are those of the title and Source paragraphs.
+    """
+    ends_like_sentence = title.rstrip(_CLOSERS)[-1:] in _SENTENCE_ENDS
     if ends_like_sentence and len(title) > BODY_LIKE_TITLE:
         why = f"{len(title)} characters ending like a sentence"
     elif ends_like_sentence and _SENTENCE_BREAK.search(title):
@@ -507,7 +508,7 @@ def _check_title(
             problems.append(
                 Problem(
                     path,
-                    title_line,
+                    lines.at(indices[0]),
                     f"title is {len(title)} characters long (more than {LONG_TITLE}); "
                     "is a body paragraph or a missing blank line part of it?",
                     "warning",
@@ -517,7 +518,7 @@ def _check_title(
     problems.append(
         Problem(
             path,
-            source_line,
+            lines.at(indices[1]),
             f"Source line follows a paragraph that reads like body text ({why}), "
             "which becomes the release's title; is this Source line misplaced?",
             "warning",
