@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,7 +24,6 @@ from feeds.app import configure_logging
 from feeds.backends import open_store
 from feeds.config import SETTINGS, Config, check_seed_dir, load
 from feeds.errors import ConfigError, FeedsError, StoreError
-from feeds.model import Problem
 from feeds.store import Store
 from feeds.sync import locked_sync, utcnow
 
@@ -65,11 +65,14 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        help="parse seed files without storing anything; list problems",
-        description="Parse every seed file and print problems as path:line: message. "
-        "Exit status 1 if there are any.",
+        help="parse seed files without storing anything; list problems and warnings",
+        description="Parse every seed file and print problems (text that is not published "
+        "as written) as path:line: message and warnings (near-misses such as 'Source Europol' "
+        "or '31 February 2026', published as written) as path:line: warning: message. "
+        "Exit status 1 if there are problems, or with --strict any warnings.",
     )
     check.add_argument("dir", nargs="?", type=Path, help="seed directory (FEEDS_SEED_DIR)")
+    check.add_argument("--strict", action="store_true", help="exit with status 1 on warnings too")
 
     commands.add_parser(
         "stats",
@@ -131,7 +134,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         check_seed_dir(args.dir, "DIR")
     else:
         check_seed_dir(config.seed_dir)
-    return _check(args.dir or config.seed_dir, config)
+    return _check(args.dir or config.seed_dir, config, strict=args.strict)
 
 
 def _count(number: int, noun: str) -> str:
@@ -252,7 +255,8 @@ def _export(config: Config, out: Path) -> int:
     return 0
 
 
-def _check(seed_dir: Path, config: Config) -> int:
+def _check(seed_dir: Path, config: Config, strict: bool = False) -> int:
+    """Print problems and warnings like a compiler; 1 if any problem (or warning, if strict)."""
     seeds, problems = scan.list_seeds(seed_dir)
     releases = 0
     for seed in seeds:
@@ -266,13 +270,17 @@ def _check(seed_dir: Path, config: Config) -> int:
         releases += len(drafts)
     for problem in problems:
         shown = problem.path if problem.path == str(seed_dir) else str(seed_dir / problem.path)
-        print(Problem(shown, problem.line, problem.message))
-    print(
-        f"{_count(len(seeds), 'file')}, {_count(releases, 'release')}, "
-        f"{_count(len(problems), 'problem')}",
-        file=sys.stderr,
+        print(replace(problem, path=shown))
+    warnings = sum(problem.severity == "warning" for problem in problems)
+    errors = len(problems) - warnings
+    counts = (
+        _count(len(seeds), "file"),
+        _count(releases, "release"),
+        _count(errors, "problem"),
+        _count(warnings, "warning"),
     )
-    return 1 if problems else 0
+    print(", ".join(counts), file=sys.stderr)
+    return 1 if errors or (strict and warnings) else 0
 
 
 def _check_port(host: str, port: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,15 +22,31 @@ class Fingerprint:
     inode: int
 
 
+Severity = Literal["problem", "warning"]
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Something wrong with the input, located by file and 1-based line (0: whole file)."""
+    """Something wrong with the input, located by file and 1-based line (0: whole file).
+
+    A ``problem`` is input that is not published as written; a ``warning`` is a
+    near-miss that the grammar accepts but a person probably did not mean (a date
+    line that is not a date, ``Source Europol``): it never changes what is published.
+    """
 
     path: str
     line: int
     message: str
+    severity: Severity = "problem"
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity == "warning"
 
     def __str__(self) -> str:
+        """``path:line: message``, or ``path:line: warning: message``, as compilers print."""
+        if self.severity == "warning":
+            return f"{self.path}:{self.line}: warning: {self.message}"
         return f"{self.path}:{self.line}: {self.message}"
 
 
@@ -128,6 +145,7 @@ class SyncReport:
     counts: dict[str, int] = field(default_factory=dict)
     """Totals by outcome: ``new``, ``changed``, ``gone``, ``returned``."""
     problems: tuple[Problem, ...] = ()
+    """Problems and warnings (``Problem.severity``) of every seed file, by file and line."""
     agencies: tuple[str, ...] = ()
     """Slugs of the agencies whose feeds changed (for WebSub pings)."""
     error: str | None = None
@@ -142,6 +160,14 @@ class SyncReport:
         listed: tuple[str, ...] = getattr(self, outcome)
         return self.counts.get(outcome, len(listed))
 
+    def count_warnings(self) -> int:
+        """How many of :attr:`problems` are warnings (near-misses, nothing lost)."""
+        return sum(problem.severity == "warning" for problem in self.problems)
+
+    def count_problems(self) -> int:
+        """How many of :attr:`problems` are problems proper (input not published as written)."""
+        return len(self.problems) - self.count_warnings()
+
     def summary(self) -> str:
         """One key=value line, for logs."""
         if not self.ok:
@@ -151,7 +177,8 @@ class SyncReport:
             f"skipped={self.files_skipped} new={self.count('new')} "
             f"changed={self.count('changed')} gone={self.count('gone')} "
             f"returned={self.count('returned')} "
-            f"problems={len(self.problems)} seconds={self.seconds:.3f}"
+            f"problems={self.count_problems()} warnings={self.count_warnings()} "
+            f"seconds={self.seconds:.3f}"
         )
 
 

@@ -1,9 +1,12 @@
 """Parse the text of one seed file into release drafts and problems.
 
 Pure: text in, ``(drafts, problems)`` out; no I/O, no clock. The path is only a
-label for problems. The grammar is DESIGN.md "The input: the seed directory":
-paragraphs separated by blank lines, a release starting at the paragraph right
-before a one-line ``Source: Agency[ (channel)]`` paragraph.
+label for problems. The grammar is ``docs/seed-format.md``: paragraphs separated
+by blank lines, a release starting at the paragraph right before a one-line
+``Source: Agency[ (channel)]`` paragraph. The problems list also holds warnings
+(``Problem.severity == "warning"``) about near-misses the grammar accepts: a date
+line that is not a date, a misspelt Source line, a Source line after a body-like
+paragraph, an overlong title. They are found on the side and never change a draft.
 
 This is the hot loop of a first sync, so the work is done by whole-text string
 operations in C (one ``str.split``; tests mapped over the paragraph list) and
@@ -47,13 +50,18 @@ MONTHS = {
     )
 }
 _MONTH_ALTERNATION = "|".join(MONTHS)
+#: What may separate a date's parts: a run of tabs and Unicode space separators (category
+#: Zs: U+0020, U+00A0, U+2000..U+200A, U+202F, U+3000, ...), as text copied from web pages
+#: has them. Not line or paragraph separators (U+0085, U+2028), nor zero-width characters.
+SPACES = "\t \xa0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_SPACE_CHARS = frozenset("\t \xa0\u1680\u202f\u205f\u3000").union(map(chr, range(0x2000, 0x200B)))
 #: A paragraph that is only a date: "3 August 2023".
-_DATE_LINE = re.compile(rf"([0-9]{{1,2}}) ({_MONTH_ALTERNATION}) ([0-9]{{4}})")
+_DATE_LINE = re.compile(rf"([0-9]{{1,2}})[{SPACES}]+({_MONTH_ALTERNATION})[{SPACES}]+([0-9]{{4}})")
 #: A full date anywhere in running text: "On Wednesday (16 October 2024), ...". Searched
-#: from the space before the month: a pattern that starts with a literal is searched
-#: several times faster than one that starts with the day's digits (a character class)
-#: or a look-behind, so :func:`find_date` reads the day before the match itself.
-_MONTH_YEAR = re.compile(rf" ({_MONTH_ALTERNATION}) ([0-9]{{4}})(?![0-9])")
+#: from the month name, whose first letters the regex engine skips ahead to (a pattern
+#: that starts with the day's digits, or with a class of spaces, tries far more places);
+#: :func:`find_date` reads the spaces and the day before the match itself.
+_MONTH_YEAR = re.compile(rf"({_MONTH_ALTERNATION})[{SPACES}]+([0-9]{{4}})(?![0-9])")
 # ASCII digits only: "３ August ２０２３" is not a date line, and must not change an ID.
 _ASCII_DIGITS = frozenset("0123456789")
 _SOURCE_PREFIX = "Source: "
@@ -61,6 +69,28 @@ _SOURCE_PREFIX = "Source: "
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: Longest problem list kept per file: a binary file must not flood /healthz.
 MAX_PROBLEMS_PER_FILE = 50
+
+# Near-misses: warnings about text the grammar accepts but a person probably did not mean.
+# None of them changes what is published.
+#: A first body paragraph shaped like a date line, valid or not: day, a word, year.
+_DATE_SHAPED = re.compile(rf"([0-9]{{1,2}})[{SPACES}]+([A-Za-z]+)[{SPACES}]+([0-9]{{4}})")
+#: The start of a paragraph that is a Source line or may be a near-miss of one: "source" in
+#: any case, perhaps indented, then a colon or whitespace (so not "Sources", "Sourced").
+_SOURCE_LIKE = re.compile(r"\s*[Ss][Oo][Uu][Rr][Cc][Ee](?=[\s:])")
+#: Longest one-line paragraph taken for a misspelt Source line; agency lines are short.
+NEAR_SOURCE_LENGTH = 100
+#: Most words in the agency name of ``Source Agency`` (no colon): more is running text.
+_NEAR_SOURCE_WORDS = 4
+#: A paragraph before a Source line that ends like a sentence and is longer than this, or
+#: holds more than one sentence, reads like body text rather than a title.
+BODY_LIKE_TITLE = 200
+#: Longest title before a warning; the real titles run to about 110 characters.
+LONG_TITLE = 300
+#: What may close a sentence after its full stop: quotes and a parenthesis.
+_CLOSERS = "\"'”’)"
+_SENTENCE_ENDS = (".", "!", "?")
+#: A sentence's end then the next one's start: ". The", "?” 3", "! (A".
+_SENTENCE_BREAK = re.compile(r"[.!?][\"'”’)]*\s+[\"'“‘(]*[A-Z0-9]")
 #: Longest Source line remembered between calls: agencies repeat thousands of times in
 #: a corpus, but a 10 MB junk line must not be kept alive.
 _CACHED_LINE = 200
@@ -133,21 +163,25 @@ def parse_date_line(text: str) -> date | None:
 def find_date(text: str) -> date | None:
     """The first full, valid date (day, month name, year) in running text.
 
-    The day is one or two ASCII digits right before the month, with no digit before them.
+    The same shape as a date line: one or two ASCII digits with no digit before them, a
+    month name and four ASCII digits, separated by runs of :data:`SPACES`.
     """
     digits = _ASCII_DIGITS
+    spaces = _SPACE_CHARS
     position = 0
     while (match := _MONTH_YEAR.search(text, position)) is not None:
-        space = position = match.start()
+        end = position = match.start()
         position += 1
-        if not space or text[space - 1] not in digits:
+        while end and text[end - 1] in spaces:
+            end -= 1
+        if end == match.start() or not end or text[end - 1] not in digits:
             continue
-        if space > 1 and text[space - 2] in digits:
-            if space > 2 and text[space - 3] in digits:
+        if end > 1 and text[end - 2] in digits:
+            if end > 2 and text[end - 3] in digits:
                 continue  # "123 May 2020": no day
-            day = text[space - 2 : space]
+            day = text[end - 2 : end]
         else:
-            day = text[space - 1]
+            day = text[end - 1]
         found = _valid_date(day, match[1], match[2])
         if found:
             return found
@@ -297,20 +331,34 @@ def parse(text: str, path: str) -> tuple[list[Draft], list[Problem]]:
     lines = _Lines(paragraphs, inner, lead, runs)
 
     # Source paragraphs by index: the test runs in C over the list, then only the few
-    # candidates are looked at in Python.
+    # candidates are looked at in Python. Candidates that are not Source lines may be
+    # near-misses ("Source Europol", "source: NATO"), checked once the Source lines are known.
     sources: dict[int, _Source] = {}
-    for index in itertools.compress(
-        itertools.count(), map(str.startswith, paragraphs, itertools.repeat("Source:"))
-    ):
+    near: list[int] = []
+    for index in itertools.compress(itertools.count(), map(_SOURCE_LIKE.match, paragraphs)):
         paragraph = paragraphs[index]
-        if "\n" not in paragraph:
-            source = (
-                _cached_source(paragraph) if len(paragraph) <= _CACHED_LINE else _source(paragraph)
+        if "\n" in paragraph:
+            continue
+        source = _cached_source(paragraph) if len(paragraph) <= _CACHED_LINE else _source(paragraph)
+        if source is not None:
+            sources[index] = source
+        elif paragraph == "Source:":
+            problems.append(Problem(path, lines.at(index), "Source line names no agency"))
+        else:
+            near.append(index)
+    for index in near:
+        # A paragraph right before a Source line is a title ("Source code leaks: ...").
+        if index + 1 not in sources and _looks_like_source(paragraphs[index]):
+            problems.append(
+                Problem(
+                    path,
+                    lines.at(index),
+                    f"{paragraphs[index].strip()!r} looks like a Source line but is not one "
+                    "(a Source line is a paragraph starting with exactly 'Source: '); "
+                    "it is read as text",
+                    "warning",
+                )
             )
-            if source is not None:
-                sources[index] = source
-            elif paragraph == "Source:":
-                problems.append(Problem(path, lines.at(index), "Source line names no agency"))
 
     if not sources:
         if count:
@@ -334,14 +382,14 @@ def parse(text: str, path: str) -> tuple[list[Draft], list[Problem]]:
             refused.append(index)
             continue
         if previous is not None:
-            drafts.append(_draft(paragraphs, previous, title, lines, refused))
+            drafts.append(_draft(paragraphs, previous, title, lines, refused, path, problems))
         elif title > 0:  # paragraphs, or refused Source lines, before the first release
             problems.append(
                 Problem(path, lines.at(0), "text before the first release is not published")
             )
         previous = (title, index, source)
     if previous is not None:
-        drafts.append(_draft(paragraphs, previous, count, lines, refused))
+        drafts.append(_draft(paragraphs, previous, count, lines, refused, path, problems))
     return drafts, _capped(problems, path)
 
 
@@ -351,12 +399,21 @@ def _draft(
     end: int,
     lines: _Lines,
     refused: list[int],
+    path: str,
+    problems: list[Problem],
 ) -> Draft:
-    """The release whose title is paragraph ``release[0]``, its body running up to ``end``."""
+    """The release whose title is paragraph ``release[0]``, its body running up to ``end``.
+
+    Appends to ``problems`` the warnings about this release's title, Source line and
+    date line.
+    """
     title_index, source_index, source = release
     body = paragraphs[source_index + 1 : end]
+    first_index = source_index + 1
     if refused and any(source_index < k < end for k in refused):  # reported, not body text
-        body = [paragraphs[k] for k in range(source_index + 1, end) if k not in refused]
+        kept = [k for k in range(source_index + 1, end) if k not in refused]
+        body = [paragraphs[k] for k in kept]
+        first_index = kept[0] if kept else end
     date_line = None
     published = None
     if body:
@@ -366,15 +423,19 @@ def _draft(
             date_line = parse_date_line(first)
             if date_line is not None:
                 del body[0]
+            else:
+                _check_date_shape(first, path, lines.at(first_index), problems)
         published = date_line or (find_date(body[0]) if body else None)
     title = paragraphs[title_index]
+    title = " ".join(part.strip() for part in title.split("\n")) if "\n" in title else title.strip()
+    # Cheap test first: the warnings are about long titles or titles ending like sentences.
+    if len(title) > LONG_TITLE or title.rstrip(_CLOSERS)[-1:] in _SENTENCE_ENDS:
+        _check_title(title, path, lines, (title_index, source_index), problems)
     return Draft(
         agency=source.agency,
         agency_slug=source.slug,
         channel=source.channel,
-        title=(
-            " ".join(part.strip() for part in title.split("\n")) if "\n" in title else title.strip()
-        ),
+        title=title,
         date_line=date_line,
         published=published,
         paragraphs=tuple(body),
@@ -382,12 +443,109 @@ def _draft(
     )
 
 
+def _looks_like_source(paragraph: str) -> bool:
+    """Whether a one-line paragraph that is not a Source line was probably meant as one.
+
+    ``paragraph`` starts (perhaps after whitespace) with "source" in any case and then a
+    colon or whitespace. With a colon, anything after it counts (``Source:Europol``,
+    ``SOURCE: NATO``, `` Source: NATO``). Without one, what follows must look like an
+    agency name: at most :data:`_NEAR_SOURCE_WORDS` words, the first capitalised, no
+    sentence punctuation, perhaps a parenthesised channel (``Source Europol``, not
+    ``Source code of the tool is published.``).
+    """
+    text = paragraph.strip()
+    if len(text) > NEAR_SOURCE_LENGTH:
+        return False
+    rest = text[len("source") :].lstrip()
+    if rest.startswith(":"):
+        return bool(rest[1:].strip())
+    if rest.endswith(")") and "(" in rest:
+        rest = rest[: rest.rfind("(")].rstrip()
+    words = rest.split()
+    return (
+        0 < len(words) <= _NEAR_SOURCE_WORDS
+        and rest[0].isupper()
+        and not any(mark in rest for mark in ".,;:!?")
+    )
+
+
+def _check_date_shape(text: str, path: str, line: int, problems: list[Problem]) -> None:
+    """Warn if ``text``, a first body paragraph that is not a date line, is shaped like one."""
+    match = _DATE_SHAPED.fullmatch(text.strip())
+    if match is None:
+        return
+    word = match[2]
+    reason = (
+        "is not a calendar date"
+        if word in MONTHS
+        else f"{word!r} is not an English month name (January to December)"
+    )
+    problems.append(
+        Problem(
+            path,
+            line,
+            f"{text.strip()!r} looks like a date line but {reason}; "
+            "it is published as body text and gives the release no date",
+            "warning",
+        )
+    )
+
+
+def _check_title(
+    title: str, path: str, lines: _Lines, indices: tuple[int, int], problems: list[Problem]
+) -> None:
+    """Warn about a title that reads like body text (at its Source line) or is overlong.
+
+    ``indices`` are those of the title and Source paragraphs.
+    """
+    ends_like_sentence = title.rstrip(_CLOSERS)[-1:] in _SENTENCE_ENDS
+    if ends_like_sentence and len(title) > BODY_LIKE_TITLE:
+        why = f"{len(title)} characters ending like a sentence"
+    elif ends_like_sentence and _SENTENCE_BREAK.search(title):
+        why = "several sentences"
+    else:
+        if len(title) > LONG_TITLE:
+            problems.append(
+                Problem(
+                    path,
+                    lines.at(indices[0]),
+                    f"title is {len(title)} characters long (more than {LONG_TITLE}); "
+                    "is a body paragraph or a missing blank line part of it?",
+                    "warning",
+                )
+            )
+        return
+    problems.append(
+        Problem(
+            path,
+            lines.at(indices[1]),
+            f"Source line follows a paragraph that reads like body text ({why}), "
+            "which becomes the release's title; is this Source line misplaced?",
+            "warning",
+        )
+    )
+
+
 def _capped(problems: list[Problem], path: str) -> list[Problem]:
-    """Problems in line order, like a compiler's, at most :data:`MAX_PROBLEMS_PER_FILE`."""
-    problems = sorted(problems, key=lambda p: p.line)
+    """Problems and warnings in line order, like a compiler's (a line's problems before its
+    warnings), at most :data:`MAX_PROBLEMS_PER_FILE` of them.
+
+    The last one kept then counts the rest; it is a problem if any of the rest is.
+    """
+    problems = sorted(problems, key=lambda p: (p.line, p.severity == "warning"))
     if len(problems) <= MAX_PROBLEMS_PER_FILE:
         return problems
     kept = problems[: MAX_PROBLEMS_PER_FILE - 1]
-    rest = len(problems) - len(kept)
-    kept.append(Problem(path, problems[len(kept)].line, f"... and {rest} more problems"))
+    rest = problems[len(kept) :]
+    warnings = sum(problem.severity == "warning" for problem in rest)
+    errors = len(rest) - warnings
+    counts = [_plural(errors, "more problem")] if errors else []
+    if warnings:
+        counts.append(_plural(warnings, "more warning"))
+    message = "... and " + " and ".join(counts)
+    kept.append(Problem(path, rest[0].line, message, "problem" if errors else "warning"))
     return kept
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

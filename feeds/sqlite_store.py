@@ -543,15 +543,11 @@ class SQLiteStore:
 
 
 def _problem(row: Sequence[Any]) -> Problem:
-    problem = Problem(row[0], row[1], row[2])
-    # Warnings travel as problems with a severity where the model knows one.
-    if row[3] != "problem" and "severity" in Problem.__dataclass_fields__:
-        return Problem(row[0], row[1], row[2], row[3])  # type: ignore[call-arg]
-    return problem
+    return Problem(row[0], row[1], row[2], "warning" if row[3] == "warning" else "problem")
 
 
 def _severity(problem: Problem) -> str:
-    return str(getattr(problem, "severity", "problem"))
+    return problem.severity
 
 
 def _create(conn: sqlite3.Connection) -> None:

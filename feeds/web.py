@@ -210,10 +210,13 @@ def healthz() -> Any:
         stored_problems = store.problems()
     except Exception as exc:  # the store cannot even be read: say so, never a 500 page
         log.exception("healthz cannot read the store")
-        return _health("degraded", f"store unreadable: {exc}", None, None, {}, {})
+        return _health("degraded", f"store unreadable: {exc}", None, None, {}, {}, {})
+    # Problems (input not published as written) and warnings (near-misses), by file.
     problems: dict[str, list[dict[str, Any]]] = {}
+    warnings: dict[str, list[dict[str, Any]]] = {}
     for problem in stored_problems:
-        problems.setdefault(problem.path, []).append(
+        listed = warnings if problem.severity == "warning" else problems
+        listed.setdefault(problem.path, []).append(
             {"line": problem.line, "message": problem.message}
         )
     last_sync = last[0] if last else None
@@ -227,7 +230,8 @@ def healthz() -> Any:
         }
     ok = bool(last_sync and last_sync["ok"])
     reason = None if ok else (last_sync or {}).get("error") or "no sync has completed yet"
-    return _health("ok" if ok else "degraded", reason, last_sync, last_good, counts, problems)
+    status = "ok" if ok else "degraded"
+    return _health(status, reason, last_sync, last_good, counts, problems, warnings)
 
 
 def _health(
@@ -237,6 +241,7 @@ def _health(
     last_good: dict[str, Any] | None,
     counts: dict[str, int],
     problems: dict[str, list[dict[str, Any]]],
+    warnings: dict[str, list[dict[str, Any]]],
 ) -> Response:
     response = jsonify(
         status=status,
@@ -245,6 +250,7 @@ def _health(
         last_good_sync=last_good,
         counts=counts,
         problems=problems,
+        warnings=warnings,
     )
     response.headers["Cache-Control"] = "no-cache"
     return response

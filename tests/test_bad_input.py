@@ -19,7 +19,8 @@ into a real SQLite file), and the test checks what readers and operators see:
 - ``/healthz`` lists each expected problem under its file with the right line,
   and no problem for any other file;
 - ``feeds check DIR`` prints ``path:line: message`` for each of them and exits 1
-  (0 when the case has no problem).
+  (0 when the case has no problem), and ``path:line: warning: message`` for each
+  expected warning.
 
 Spec keys of ``<case>.expected.json``:
 
@@ -46,6 +47,9 @@ Spec keys of ``<case>.expected.json``:
     ``{"file", "line", "message_contains" | "message_regex"}``; with
     ``problems_exhaustive: false`` more problems may be reported for a file, at
     most ``max_problems_per_file``.
+``warnings``
+    the same for near-misses (``feeds check`` prints them as ``path:line: warning:
+    message``; they never make it fail); default none.
 ``html_must_not_contain``
     raw strings that no page and no entry's HTML content may hold
     (default ``["<script>alert"]``).
@@ -357,12 +361,21 @@ def problem_matches(problem: dict[str, Any], expected: dict[str, Any]) -> bool:
     return re.search(expected["message_regex"], problem["message"]) is not None
 
 
-def check_problems(reported: dict[str, list[dict[str, Any]]], spec: dict[str, Any]) -> None:
-    """The problems by file, as ``/healthz`` lists them (or as ``feeds check`` printed them)."""
+def check_problems(
+    reported: dict[str, list[dict[str, Any]]],
+    spec: dict[str, Any],
+    kinds: tuple[str, ...] = ("problems",),
+) -> None:
+    """The problems (or warnings) by file, as ``/healthz`` or ``feeds check`` list them.
+
+    ``kinds`` names the spec lists expected in ``reported``: ``problems``, ``warnings``
+    or both.
+    """
     expected: dict[str, list[dict[str, Any]]] = {}
-    for problem in spec["problems"]:
-        expected.setdefault(problem["file"], []).append(problem)
-    assert set(reported) == set(expected), f"files with problems: {sorted(reported)}"
+    for kind in kinds:
+        for problem in spec.get(kind, []):
+            expected.setdefault(problem["file"], []).append(problem)
+    assert set(reported) == set(expected), f"files with {' and '.join(kinds)}: {sorted(reported)}"
     for name, wanted in expected.items():
         got = reported[name]
         for problem in wanted:
@@ -372,13 +385,27 @@ def check_problems(reported: dict[str, list[dict[str, Any]]], spec: dict[str, An
         assert len(got) <= spec.get("max_problems_per_file", len(got))
 
 
+def check_health(health: dict[str, Any], spec: dict[str, Any]) -> None:
+    """``/healthz`` lists every problem and warning by file and line.
+
+    Problems and warnings are checked together: which list ``/healthz`` puts each in
+    depends on the store keeping severities, tested in ``test_web.py``.
+    """
+    reported: dict[str, list[dict[str, Any]]] = {}
+    for kind in ("problems", "warnings"):
+        for name, listed in health.get(kind, {}).items():
+            reported.setdefault(name, []).extend(listed)
+    check_problems(reported, spec, ("problems", "warnings"))
+
+
 def check_cli(
     seed_dir: Path,
     spec: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """``feeds check DIR`` prints each problem like a compiler and exits 1 if there are any."""
+    """``feeds check DIR`` prints each problem like a compiler and exits 1 if there are any;
+    warnings are printed as ``path:line: warning: message`` and do not change the status."""
     for variable in [v for v in os.environ if v.startswith("FEEDS_")]:
         monkeypatch.delenv(variable)
     if "max_file_bytes" in spec.get("settings", {}):
@@ -387,14 +414,18 @@ def check_cli(
     status = main(["check", str(seed_dir)])
     printed = capsys.readouterr().out.splitlines()
     assert status == (1 if spec["problems"] else 0), printed
-    reported: dict[str, list[dict[str, Any]]] = {}
+    reported: dict[str, dict[str, list[dict[str, Any]]]] = {"problems": {}, "warnings": {}}
     for line in printed:
-        match = re.fullmatch(r"(.*):([0-9]+): (.*)", line)
+        match = re.fullmatch(r"(.*):([0-9]+): (warning: )?(.*)", line)
         assert match, f"not path:line: message: {line!r}"
         path = Path(match[1])
         assert path.parent == seed_dir, line
-        reported.setdefault(path.name, []).append({"line": int(match[2]), "message": match[3]})
-    check_problems(reported, spec)
+        kind = "warnings" if match[3] else "problems"
+        reported[kind].setdefault(path.name, []).append(
+            {"line": int(match[2]), "message": match[4]}
+        )
+    check_problems(reported["problems"], spec, ("problems",))
+    check_problems(reported["warnings"], spec, ("warnings",))
 
 
 def expected_releases(spec: dict[str, Any]) -> list[dict[str, str]]:
@@ -507,7 +538,7 @@ def test_bad_input_costs_only_itself(
     # Operators: /healthz names every problem by file and line; the sync itself went fine.
     health = json.loads(get_ok(client, "/healthz"))
     assert health["status"] == "ok", health["last_sync"]
-    check_problems(health["problems"], spec)
+    check_health(health, spec)
 
     slugs, feeds = check_feeds(client, schema, forbidden)
     served = check_releases_served(client, schema, spec, health, feeds)

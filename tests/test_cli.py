@@ -42,7 +42,7 @@ def test_check_clean_directory(real_seed_dir: Path, capsys: pytest.CaptureFixtur
     assert main(["check", str(real_seed_dir)]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "1 file, 10 releases, 0 problems" in captured.err
+    assert "1 file, 10 releases, 0 problems, 0 warnings" in captured.err
 
 
 def test_check_prints_path_line_message(seed_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,6 +55,45 @@ def test_check_prints_path_line_message(seed_dir: Path, capsys: pytest.CaptureFi
         f"{seed_dir / 'a.txt'}:1: text before the first release is not published",
         f"{seed_dir / 'a.txt'}:9: removed control or non-character code points",
     ]
+
+
+#: One file with a problem (line 1) and two near-misses (lines 7 and 11), in line order.
+NEAR_MISSES = "Preamble\n\nTitle\n\nSource: NATO\n\n31 February 2026\n\nBody.\n\nSource Europol\n"
+
+
+def test_check_prints_warnings_after_problems_of_their_line(
+    seed_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (seed_dir / "a.txt").write_text(NEAR_MISSES, encoding="utf-8")
+    assert main(["check", str(seed_dir)]) == 1
+    captured = capsys.readouterr()
+    path = seed_dir / "a.txt"
+    assert captured.out.splitlines() == [
+        f"{path}:1: text before the first release is not published",
+        f"{path}:7: warning: '31 February 2026' looks like a date line but is not a calendar "
+        "date; it is published as body text and gives the release no date",
+        f"{path}:11: warning: 'Source Europol' looks like a Source line but is not one "
+        "(a Source line is a paragraph starting with exactly 'Source: '); it is read as text",
+    ]
+    assert captured.err.strip() == "1 file, 1 release, 1 problem, 2 warnings"
+
+
+@pytest.mark.parametrize(("strict", "status"), [([], 0), (["--strict"], 1)])
+def test_check_fails_on_warnings_only_when_strict(
+    seed_dir: Path, capsys: pytest.CaptureFixture[str], strict: list[str], status: int
+) -> None:
+    (seed_dir / "a.txt").write_text(NEAR_MISSES.removeprefix("Preamble\n\n"), encoding="utf-8")
+    assert main(["check", *strict, str(seed_dir)]) == status
+    captured = capsys.readouterr()
+    assert [line.split(": ")[1] for line in captured.out.splitlines()] == ["warning"] * 2
+    assert captured.err.strip() == "1 file, 1 release, 0 problems, 2 warnings"
+
+
+def test_check_strict_passes_the_real_seeds(
+    real_seed_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--strict", str(real_seed_dir)]) == 0
+    assert capsys.readouterr().out == ""
 
 
 def test_check_stores_nothing(seed_dir: Path, tmp_path: Path) -> None:

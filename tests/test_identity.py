@@ -736,6 +736,41 @@ def test_the_same_title_with_different_date_lines_is_different_releases(
     assert {present[rel.expected_id].draft.published for rel in releases} == set(days)
 
 
+#: Runs of spaces a date line may have between its parts: tabs and Unicode space
+#: separators, as text copied from web pages has them (U+00A0, U+202F, U+2009, U+3000).
+DATE_SPACES = (" ", "\u00a0", "\u202f", "\t", "  ", " \u00a0", "\u2009", "\u3000")
+
+
+@given(
+    st.builds(
+        Rel,
+        st.sampled_from(AGENCIES),
+        titles,
+        st.dates(min_value=date(1900, 1, 1), max_value=date(2099, 12, 31)),
+        bodies,
+    ),
+    st.sampled_from(DATE_SPACES),
+    st.sampled_from(DATE_SPACES),
+)
+def test_a_date_line_with_any_spaces_is_the_same_release(
+    rel: Rel, before_month: str, after_month: str
+) -> None:
+    """``7\u00a0November\u00a02024`` is the date line ``7 November 2024``: same date, same ID."""
+    assert rel.date_line is not None
+    spaced = date_text(rel.date_line).split(" ")
+    text = release_text(rel).replace(
+        date_text(rel.date_line), f"{spaced[0]}{before_month}{spaced[1]}{after_month}{spaced[2]}"
+    )
+    present = synced({"seed.txt": text})
+    assert set(present) == {rel.expected_id}
+    draft = present[rel.expected_id].draft
+    assert (draft.date_line, draft.published, draft.paragraphs) == (
+        rel.date_line,
+        rel.date_line,
+        rel.body,
+    )
+
+
 # -- what the store keeps --------------------------------------------------------------
 
 
@@ -782,7 +817,7 @@ def whitespace_edit(draw: st.DrawFn, releases: list[Rel]) -> str:
     for rel in releases:
         parts = [line(rel.title), "Source: " + rel.agency + draw(st.sampled_from(TRAILING))]
         if rel.date_line is not None:
-            parts.append(date_text(rel.date_line) + draw(st.sampled_from(TRAILING)))
+            parts.append(line(date_text(rel.date_line)))
         parts.extend(body_paragraph(p) for p in rel.body)
         for part in parts:
             out.append(part + draw(st.sampled_from(GAPS)))

@@ -3,7 +3,8 @@
 Covers the seed grammar of DESIGN.md ("The input: the seed directory") through a
 corpus of cases in ``tests/data/seeds/``: ``<case>.txt`` holds the raw bytes of a seed
 file and ``<case>.expected.json`` what a reader must get from it (every release draft,
-field by field, and every problem, by line and by a substring of its message). There
+field by field, and every problem and warning, by line, by a substring of its message
+and by its ``severity`` when it is a ``"warning"``). There
 is one case per grammar rule, per known quirk of the real dumps and per kind of bad
 input. Also here: the facts of the real seed document checked by hand, and Hypothesis
 properties (the parser never raises, never yields text XML cannot carry, never yields
@@ -94,6 +95,7 @@ def test_case(name: str) -> None:
         assert problem.path == f"{name}.txt", shown
         assert problem.line == want["line"], shown
         assert want["message_contains"] in problem.message, shown
+        assert problem.severity == want.get("severity", "problem"), shown
 
 
 def test_corpus_is_collected() -> None:

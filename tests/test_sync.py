@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from feeds import parse, scan
+from feeds.model import SyncReport
 from feeds.sqlite_store import SCHEMA_VERSION
 from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sqlite_store import _Session as SyncSession
@@ -364,3 +365,12 @@ def test_database_with_missing_tables_is_rebuilt(
     report = sync(store, real_seed_dir)
     assert report.ok and report.count("new") == 10
     assert "tables missing" in caplog.text
+
+
+def test_the_sync_log_line_counts_problems_and_warnings_apart() -> None:
+    """``problems=`` counts what was not published; ``warnings=`` the near-misses."""
+    text = "Preamble\n\nTitle\n\nSource: NATO\n\n31 February 2026\n\nBody.\n\nSource Europol\n"
+    _, problems = parse.parse(text, "a.txt")
+    at = datetime(2024, 3, 1, tzinfo=UTC)
+    report = SyncReport(at, at, True, files_seen=1, problems=tuple(problems))
+    assert "problems=1 warnings=2 " in report.summary()

@@ -132,6 +132,26 @@ def test_healthz_reports_sync_counts_and_problems(
     assert data["problems"] == {
         "bad.txt": [{"line": 1, "message": "no 'Source: ' line; nothing published"}]
     }
+    assert data["warnings"] == {}
+
+
+def test_healthz_lists_warnings_apart_from_problems(
+    make_app: Callable[..., Flask], real_seed_dir: Path
+) -> None:
+    """A near-miss is a warning by file and line, not a problem; the real seeds have none."""
+    (real_seed_dir / "near.txt").write_text(
+        "Preamble\n\nTitle\n\nSource: NATO\n\n31 February 2026\n\nBody.\n\nSource Europol\n",
+        encoding="utf-8",
+    )
+    data: dict[str, Any] = make_app(real_seed_dir).test_client().get("/healthz").get_json()
+    assert data["problems"] == {
+        "near.txt": [{"line": 1, "message": "text before the first release is not published"}]
+    }
+    assert {name: [w["line"] for w in listed] for name, listed in data["warnings"].items()} == {
+        "near.txt": [7, 11]
+    }
+    assert "31 February 2026" in data["warnings"]["near.txt"][0]["message"]
+    assert "'Source Europol' looks like a Source line" in data["warnings"]["near.txt"][1]["message"]
 
 
 def test_errors_never_show_a_traceback(app: Flask) -> None:
