@@ -1,0 +1,593 @@
+"""Topics of a release, found in its text: countries, named operations, crime areas.
+
+Pure and deterministic: :func:`extract` takes a title and body paragraphs and
+returns topics sorted by ``(kind, slug)``. The only I/O is reading the country
+table (``feeds/data/countries.tsv``) once, the first time it is needed.
+:data:`RULES_VERSION` names the rules and data: the sync re-tags a release
+whose stored version differs.
+
+**Countries** (slug: lowercase ISO 3166-1 alpha-2, ``xk`` for Kosovo). One
+combined regex (a trie of every name, alias and adjective/demonym in the table,
+as written and in capitals, plus phrases that only look like a country) is run
+over the title and each paragraph. A match counts unless:
+
+- it is inside a dateline that opens a paragraph (``LYON, France –``): such a
+  prefix is cut before matching, so the country counts only if named elsewhere;
+- it is part of a longer phrase that is not the country: an international body
+  ("Organization of American States"), a region ("Latin America", "Indian
+  Ocean"), a city ("Mexico City"), a US state ("New Mexico"), another country
+  ("Papua New Guinea" is ``pg``, never ``gn``), an animal or food ("guinea pig");
+  the trie prefers the longest phrase, so these win over the short name;
+- it is a language named only as a language: followed by ``-speaking``,
+  ``language``, ``speakers``, ... or after ``in``/``into``/``from``/``speak``
+  (through a list such as "in English, Spanish and Portuguese") when no noun
+  follows ("in French custody" is France);
+- it is a name that is also a person's name (Jordan, Chad, Georgia, Israel,
+  India, Kenya, Holland, ...) used as one: after a title or a capitalised first
+  name ("Michael Jordan"), or before a capitalised word that is not an
+  institution ("Chad Williams", but "Jordan Armed Forces");
+- it is Georgia the US state ("Atlanta, Georgia", "Georgia, USA", "state of
+  Georgia"), or Turkey the bird ("Turkey sandwiches"; lowercase never matches).
+
+Cities and regions are not in the table, so they never count alone.
+
+**Operations** (slug: the name in lowercase ASCII, diacritics removed, other
+runs of characters as ``-``). "Operation X", "OPERATION X", "Joint Operation
+X", "Operations X and Y", "an operation codenamed 'X'": X is a capitalised or
+quoted name of up to three words plus an edition (``XVI``, ``8``, ``-IV``).
+"Operational", lowercase "the operation ..." and generic words after
+"Operation" ("Operation Room", "Operation Task Force") do not count. In a Title
+Case or capitalised title only the first word and an edition are taken. A name
+that is a word-prefix of another found in the same release (``pangea`` beside
+``pangea-xvi``) is the same operation and is dropped.
+
+**Crime areas** (fixed list :data:`CRIME_AREAS`). Each area has a regex of
+terms, matched case-insensitively per sentence, after the names of agencies and
+units are blanked ("European Cybercrime Centre", "United Nations Office on
+Drugs and Crime"). An area counts when a term is in the title, or in
+:data:`MIN_BODY_SENTENCES` body sentences that are not boilerplate, or in one
+sentence of the release's lead (its first body paragraph after the dateline).
+Boilerplate: a mandate sentence ("Europol supports Member States in the fight
+against ..."), anything about EMPACT, and every paragraph from an "About X"
+heading on.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Literal, get_args
+
+RULES_VERSION = 1
+"""Bump whenever the rules or the country table change: stored topics are then re-tagged."""
+
+Kind = Literal["countries", "operations", "crime-areas"]
+
+KINDS: Mapping[Kind, str] = {
+    "countries": "Countries",
+    "operations": "Operations",
+    "crime-areas": "Crime areas",
+}
+"""Every kind of topic (the URL segment) and its display name, in display order."""
+
+CRIME_AREAS: Mapping[str, str] = {
+    "drugs": "Drugs",
+    "firearms": "Firearms",
+    "migrant-smuggling": "Migrant smuggling",
+    "human-trafficking": "Human trafficking",
+    "cybercrime": "Cybercrime",
+    "child-sexual-exploitation": "Child sexual exploitation",
+    "fraud": "Fraud",
+    "money-laundering": "Money laundering",
+    "terrorism": "Terrorism",
+    "environmental-crime": "Environmental crime",
+    "property-crime": "Property crime",
+    "counterfeiting": "Counterfeiting",
+    "corruption": "Corruption",
+    "core-international-crimes": "Core international crimes",
+}
+"""The fixed list of crime areas: slug → display name."""
+
+crime_area_names = CRIME_AREAS
+
+MIN_BODY_SENTENCES = 1
+"""Body sentences (outside the lead and boilerplate) that make a crime area count."""
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One topic of a release: its kind, its slug (the URL part) and its display name."""
+
+    kind: Kind
+    slug: str
+    name: str
+
+
+def extract(title: str, paragraphs: Sequence[str]) -> tuple[Topic, ...]:
+    """Every topic of a release, sorted by ``(kind, slug)``; the same text gives the same tuple."""
+    body = [_strip_dateline(p) for p in paragraphs]
+    found = [*_countries(title, body), *_operations(title, body), *_crime_areas(title, body)]
+    return tuple(sorted(found, key=lambda t: (t.kind, t.slug)))
+
+
+def country(slug_or_name: str) -> Topic | None:
+    """The country topic for a code (``es``), name, alias or adjective (``Spain``, ``Spanish``)."""
+    code = resolve("countries", slug_or_name)
+    if code is None:
+        return None
+    return Topic("countries", code, _table().names[code])
+
+
+def resolve(kind: str, raw: str) -> str | None:
+    """The canonical slug for ``raw`` in a URL (``spain`` → ``es``), or None if unknown.
+
+    Countries accept a code, name, alias or adjective in any case, with ``-`` or ``_``
+    for spaces. Crime areas and operations accept their slug in any case, and for
+    operations any spelling that slugifies to it (``Haechi IV`` → ``haechi-iv``).
+    """
+    if kind == "countries":
+        key = _lookup_key(raw)
+        return _table().by_key.get(key)
+    if kind == "crime-areas":
+        slug = slugify(raw)
+        return slug if slug in CRIME_AREAS else None
+    if kind == "operations":
+        return slugify(raw) or None
+    return None
+
+
+def slugify(name: str) -> str:
+    """Lowercase ASCII, diacritics removed, runs of other characters as one ``-``."""
+    spelled = name.translate(_LETTERS)
+    ascii_text = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode("ascii")
+    return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")
+
+
+def is_kind(kind: str) -> bool:
+    """Whether ``kind`` is one of :data:`KINDS`."""
+    return kind in get_args(Kind)
+
+
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+# Letters that NFKD does not split into an ASCII letter and a mark.
+_LETTERS = str.maketrans(
+    {"ı": "i", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "đ": "d", "Đ": "D",
+     "ł": "l", "Ł": "L", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D"}
+)  # fmt: skip
+
+# -- paragraphs ----------------------------------------------------------------------------
+
+# "LYON, France –", "THE HAGUE, Netherlands —", "SINGAPORE –", "LYON/NEW YORK –": a place
+# in capitals, maybe a country after a comma, then a dash. Only at a paragraph's start.
+_DATELINE = re.compile(
+    r"[A-Z][A-Z.'’ -]*[A-Z.](?:/[A-Z][A-Z.'’ -]*[A-Z.])*"
+    r"(?:,\s+[A-Z][\w.'’ -]{1,40}?)?\s+[–—-]\s+"
+)
+
+
+def _strip_dateline(paragraph: str) -> str:
+    match = _DATELINE.match(paragraph)
+    return paragraph[match.end() :] if match else paragraph
+
+
+# -- countries -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    names: Mapping[str, str]
+    """code → display name"""
+    by_text: Mapping[str, str]
+    """text as matched (as written or in capitals) → code; "" for a look-alike phrase"""
+    by_key: Mapping[str, str]
+    """lookup key of a code, name, alias or adjective → code (for URLs)"""
+    pattern: re.Pattern[str]
+
+
+# Phrases that contain a country word but are not about that country. Matched by the
+# same trie, they win as the longest match at their position and count for nothing.
+_LOOK_ALIKES = (
+    # international bodies
+    "United Nations", "Organization of American States", "Organisation of American States",
+    "Inter-American", "Pan-American", "African Union", "Arab League", "League of Arab States",
+    "Economic Community of West African States", "Economic Community of Central African States",
+    "Southern African Development Community", "Commonwealth of Independent States",
+    "Council of Europe", "Association of Southeast Asian Nations",
+    "Community of Latin American and Caribbean States",
+    # regions and seas
+    "Latin America", "Latin American", "South America", "South American", "North America",
+    "North American", "Central America", "Central American", "American Indian",
+    "Indian Ocean", "Indian Ocean Commission", "South China Sea", "Niger Delta",
+    "Niger River", "New Guinea", "Jordan River", "Jordan Valley", "Guinea Gulf",
+    "Gulf of Guinea", "Strait of Gibraltar", "Straits of Gibraltar",
+    # cities and US states
+    "Mexico City", "Guatemala City", "Panama City", "Kuwait City", "Luxembourg City",
+    "Djibouti City", "New Mexico", "New Jersey", "Jersey City", "Georgia Tech",
+    # animals and food
+    "Guinea pig", "Guinea pigs", "Guinea fowl", "Turkey sandwich", "Turkey sandwiches",
+    "Turkey farm", "Turkey farms", "Turkey farmers", "Turkey vulture", "Turkey meat",
+)  # fmt: skip
+
+# Adjectives that are also languages, and the words that show a language use.
+_LANGUAGES = frozenset(
+    "Albanian Armenian Azerbaijani Belarusian Bosnian Bulgarian Burmese Chinese Croatian "
+    "Czech Danish Dutch Estonian Filipino Finnish French Georgian German Greek Hungarian "
+    "Icelandic Indonesian Irish Italian Japanese Kazakh Korean Kyrgyz Lao Latvian "
+    "Lithuanian Luxembourgish Macedonian Malagasy Maltese Mongolian Montenegrin Nepali "
+    "Norwegian Polish Portuguese Romanian Russian Serbian Slovak Slovenian Somali Spanish "
+    "Swedish Tajik Thai Turkish Turkmen Ukrainian Uzbek Vietnamese Welsh".split()
+)
+_LANGUAGE_AFTER = re.compile(
+    r"[\s-]*(?:speaking|speakers?|languages?|translations?|versions?|subtitles|"
+    r"interpreters?|interpretation|dialects?|-language|native|literature|lessons|courses?)\b",
+    re.IGNORECASE,
+)
+# Languages that are no country's adjective here, so that lists of languages are followed.
+_OTHER_LANGUAGES = frozenset(
+    "English Arabic Hindi Persian Farsi Urdu Swahili Hebrew Malay Tagalog Catalan Basque "
+    "Pashto Dari Kurdish Tigrinya Amharic Bengali Punjabi Tamil".split()
+)
+_LANGUAGE_BEFORE = re.compile(
+    r"\b(?:in|into|from|speak|speaks|spoke|spoken|speaking|learn|learning|translated|"
+    r"translate|translating)\s+$",
+    re.IGNORECASE,
+)
+_CHAIN_BEFORE = re.compile(r"([A-Z][a-z]+)(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+)$")
+# Words that may follow a language without making it an adjective of a noun.
+_NOT_A_NOUN = frozenset(
+    "and or by to on at for with as is was were are be been but if so since while when "
+    "before after because than then the a an".split()
+)
+
+_PERSONISH = frozenset(
+    "Jordan Chad Georgia Israel India Kenya Holland Ireland Jamaica Jersey Cuba".split()
+)
+_PERSON_BEFORE = re.compile(
+    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sir|Dame|Judge|Officer|Inspector|Sergeant|Agent)\.?|"
+    r"\b(?P<first>[A-Z][a-z]+))\s$"
+)
+_PERSON_AFTER = re.compile(r"\s(?P<next>[A-Z][a-z]+)\b")
+# Capitalised words that may stand before a country name without making it a surname.
+_NOT_FIRST_NAMES = frozenset(
+    "In From To With And But For On At By Of The Both Including Like Unlike While When "
+    "After Before Since Across Between Against Via Also Only Neighbouring Neighboring "
+    "Southern Northern Eastern Western Central Hashemite Kingdom Republic State "
+    "Police Authorities Officers Europol Eurojust Interpol INTERPOL Frontex NATO EPPO OLAF "
+    "Visit Visits Supports Support Joins Join Welcomes Meets Praises Thanks Helps "
+    "Where Whereas Although Though Because Whether Then Today Yesterday Here There".split()
+)
+# Capitalised words that may follow a country name without making it a first name.
+_INSTITUTION_WORDS = frozenset(
+    "Police National Federal Government Ministry Minister Armed Army Navy Air Border Coast "
+    "Customs Prime President Embassy Republic Office Gendarmerie Public Central Royal "
+    "State General Court Courts Supreme Directorate Department Agency Authority "
+    "Authorities Security Intelligence Financial Tax Post Telecom".split()
+)
+_GEORGIA_US = re.compile(r",?\s+(?:USA|U\.S\.A?\.?|US|United States)\b|\s+(?:State|state)\b")
+_GEORGIA_US_BEFORE = re.compile(
+    r"(?:\b(?:state|State|US state|U\.S\. state) of|"
+    r"\b(?:Atlanta|Savannah|Augusta|Athens|Macon|Columbus|Alabama|Florida|Carolina|Tennessee),)"
+    r"\s$"
+)
+
+
+def _lookup_key(raw: str) -> str:
+    """``Côte d’Ivoire``, ``cote-d-ivoire`` and ``cote_divoire`` all become ``cotedivoire``."""
+    return slugify(raw).replace("-", "")
+
+
+@cache
+def _table() -> _Table:
+    text = resources.files("feeds").joinpath("data/countries.tsv").read_text(encoding="utf-8")
+    names: dict[str, str] = {}
+    by_text: dict[str, str] = {}
+    by_key: dict[str, str] = {}
+    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+    for code, name, aliases, adjectives in rows[1:]:
+        names[code] = name
+        by_key[code] = code
+        words = [name, *_split(aliases), *_split(adjectives)]
+        for word in _variants(words):
+            by_text.setdefault(word, code)
+            by_key.setdefault(_lookup_key(word), code)
+    for phrase in _LOOK_ALIKES:
+        by_text[phrase] = ""
+    for word in list(by_text):
+        if len(word) >= 4:  # "SPAIN" in a capitalised title; "US" and "UK" are already
+            by_text.setdefault(word.upper(), by_text[word])
+    pattern = re.compile(r"(?<![\w.’'-])" + _trie_regex(by_text) + r"(?![\w’'])")
+    return _Table(names, by_text, by_key, pattern)
+
+
+def _split(field: str) -> list[str]:
+    return [value for value in field.split("|") if value]
+
+
+def _variants(words: Iterable[str]) -> Iterable[str]:
+    """Each word as written, with "&" as "and", "St." as "Saint" and "St", and both apostrophes."""
+    for word in words:
+        forms = {word, word.replace(" & ", " and ")}
+        forms |= {f.replace("St. ", "Saint ") for f in forms} | {
+            f.replace("St. ", "St ") for f in forms
+        }
+        forms |= {f.replace("'", "’") for f in forms}
+        yield from sorted(forms)
+
+
+_Trie = dict[str, "_Trie"]
+
+
+def _trie_regex(words: Iterable[str]) -> str:
+    """One regex matching any of ``words``, longest first, as a trie (fast in ``re``)."""
+    trie: _Trie = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _node_regex(trie)
+
+
+def _node_regex(node: _Trie) -> str:
+    branches = [
+        re.escape(char) + _node_regex(child) for char, child in sorted(node.items()) if char
+    ]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    # A word ends here and longer ones go on: the optional group is greedy, so the
+    # longest phrase wins ("Papua New Guinea" over a shorter word at the same place).
+    return f"(?:{body})?" if "" in node else body
+
+
+def _countries(title: str, body: Sequence[str]) -> list[Topic]:
+    table = _table()
+    codes: set[str] = set()
+    for text in (title, *body):
+        for match in table.pattern.finditer(text):
+            word = match.group()
+            code = table.by_text.get(word, "")
+            if not code or code in codes:
+                continue
+            if word in _LANGUAGES and _is_language(text, match.start(), match.end()):
+                continue
+            if word in _PERSONISH and _is_person(text, match.start(), match.end()):
+                continue
+            if word == "Georgia" and _is_us_georgia(text, match.start(), match.end()):
+                continue
+            codes.add(code)
+    return [Topic("countries", code, table.names[code]) for code in codes]
+
+
+_CHAIN = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+)([A-Z][a-z]+)")
+
+
+def _is_language(text: str, start: int, end: int) -> bool:
+    if _LANGUAGE_AFTER.match(text, end):
+        return True
+    # Follow a list of languages ("English, Spanish and Portuguese") to its end.
+    position = end
+    while (link := _CHAIN.match(text, position)) and (
+        link.group(1) in _LANGUAGES or link.group(1) in _OTHER_LANGUAGES
+    ):
+        position = link.end()
+    # Walk back over a list of languages ("in English, Spanish") to the word before it.
+    while (link := _CHAIN_BEFORE.search(text, max(0, start - 30), start)) and (
+        link.group(1) in _LANGUAGES or link.group(1) in _OTHER_LANGUAGES
+    ):
+        start = link.start()
+    if not _LANGUAGE_BEFORE.search(text, max(0, start - 30), start):
+        return False
+    rest = text[position : position + 30].lstrip()
+    next_word = re.match(r"[A-Za-z]+", rest)
+    return next_word is None or next_word.group().lower() in _NOT_A_NOUN
+
+
+def _is_person(text: str, start: int, end: int) -> bool:
+    before = _PERSON_BEFORE.search(text, max(0, start - 20), start)
+    if before and (before.group("first") or "") not in _NOT_FIRST_NAMES:
+        first = before.group("first")
+        if first is None or _table().by_text.get(first) is None:
+            return True
+    after = _PERSON_AFTER.match(text, end)
+    return bool(after and after.group("next") not in _INSTITUTION_WORDS)
+
+
+def _is_us_georgia(text: str, start: int, end: int) -> bool:
+    return bool(
+        _GEORGIA_US.match(text, end) or _GEORGIA_US_BEFORE.search(text, max(0, start - 20), start)
+    )
+
+
+# -- operations ----------------------------------------------------------------------------
+
+_EDITION = r"(?:[IVX]{1,5}|\d{1,3})"
+_UPPER = "A-ZÀ-ÖØ-ÞĆČĐĘĚŁŃŇŐŘŚŠŞŢŤŮŰŹŻŽĞİ"
+_WORD = rf"[{_UPPER}][\w’'&]*(?:-[\w’']+)*"
+_PART = rf"(?:{_WORD}|\d{{1,3}}\b)"
+_OPERATION = re.compile(
+    r"(?<![\w-])(?:(?P<kw>(?:Joint\s+)?Operations?|(?:JOINT\s+)?OPERATIONS?)\s+"
+    r"|operation\s+(?:code-?named|dubbed|called|named)\s+)"
+    r"(?:code-?named\s+)?"
+    r"(?:[‘'\"“](?P<quoted>[^’'\"”\n]{2,40})[’'\"”]"
+    rf"|(?P<name>{_WORD}(?:\s+{_PART}){{0,3}}))"
+)
+_NAME_WORD = re.compile(rf"{_WORD}|\d{{1,3}}\b")
+_AND_NAME = re.compile(rf"(?:,\s*|\s+and\s+|,\s+and\s+)(?P<name>{_WORD}(?:\s+{_PART}){{0,3}})")
+_IS_EDITION = re.compile(rf"{_EDITION}|\d{{4}}")
+# After "Operation": words that make a generic phrase, not a name.
+_GENERIC = frozenset(
+    "Task Team Teams Centre Center Room Rooms Plan Plans Unit Units Day Days Division "
+    "Manager Managers Coordination Support Directorate Department Office Command Commander "
+    "Area Areas Phase Mission Missions Headquarters Control Analysis Meeting Meetings Leader "
+    "Officer Officers Lead The A An In On Of For And Is Was Has Had Will Was Were To At By "
+    "With From Against This That These Those Its Their Our Director Directors Network Networks "
+    "Against Programme Program Project Procedure Procedures".split()
+)
+# Words that end a name: agencies, months, and sentence starters that follow a name.
+_STOP = frozenset(
+    "INTERPOL Interpol Europol EUROPOL Eurojust Frontex EPPO OLAF NATO The In On Of And For "
+    "January February March April May June July August September October November December "
+    "This That It He She They We Officers Police Authorities".split()
+)
+
+
+def _operations(title: str, body: Sequence[str]) -> list[Topic]:
+    found: dict[str, str] = {}
+    texts = [(title, _is_title_case(title))] + [(p, False) for p in body]
+    for text, short in texts:
+        for match in _OPERATION.finditer(text):
+            keyword = match.group("kw") or ""
+            capitals = keyword.isupper()
+            if match.group("quoted"):
+                _add(found, match.group("quoted"))
+                continue
+            names = [match.group("name")]
+            position = match.end()
+            # "Operations Athena II and Pandora IV": every name of the list.
+            while keyword.lower().endswith("operations") and (
+                more := _AND_NAME.match(text, position)
+            ):
+                names.append(more.group("name"))
+                position = more.end()
+            for raw in names:
+                name = _clean_name(raw, short or capitals)
+                if name:
+                    _add(found, name)
+    slugs = sorted(found)
+    kept = [s for s in slugs if not any(o.startswith(s + "-") for o in slugs)]
+    return [Topic("operations", slug, found[slug]) for slug in kept]
+
+
+def _clean_name(raw: str, short: bool) -> str:
+    words = _NAME_WORD.findall(raw)
+    if not words or words[0] in _GENERIC or words[0] in _STOP:
+        return ""
+    kept = [words[0]]
+    for word in words[1:]:
+        if _IS_EDITION.fullmatch(word):
+            kept.append(word)
+            break
+        if short or word in _STOP or word.isupper() != words[0].isupper():
+            break
+        kept.append(word)
+    return " ".join(kept)
+
+
+def _add(found: dict[str, str], name: str) -> None:
+    slug = slugify(name)
+    if not slug:
+        return
+    current = found.get(slug)
+    # Prefer the name as written in mixed case over capitals ("Pangea" over "PANGEA").
+    if current is None or (current.isupper() and not name.isupper()):
+        found[slug] = name
+
+
+def _is_title_case(title: str) -> bool:
+    words = [w for w in re.findall(r"[A-Za-z]+", title) if len(w) >= 4]
+    if len(words) < 3:
+        return False
+    capitalised = sum(1 for w in words if w[0].isupper())
+    return capitalised / len(words) >= 0.6
+
+
+# -- crime areas ---------------------------------------------------------------------------
+
+_AREA_TERMS: Mapping[str, str] = {
+    "drugs": r"drugs?(?:[- ]trafficking| traffickers?| smuggling| dealers?| dealing| labs?"
+    r"| laboratory| laboratories| cartels?| gangs?| seizures?)|narcotics?|cocaine|heroin"
+    r"|cannabis|marijuana|hashish|methamphetamine|amphetamines?|mdma|ecstasy|fentanyl"
+    r"|captagon|synthetic opioids?|illicit drugs|synthetic drugs|drug precursors"
+    r"|(?<!falsified )(?<!counterfeit )(?<!fake )(?<!cancer )drugs",
+    "firearms": r"firearms?|handguns?|guns?|pistols?|rifles?|arms trafficking"
+    r"|weapons? trafficking|trafficking (?:of|in) weapons|illicit weapons|illegal weapons"
+    r"|grenades?|smuggling (?:of )?weapons",
+    "migrant-smuggling": r"migrant[- ]smuggl\w*|smuggl\w+ (?:of )?(?:\w+ ){0,4}migrants"
+    r"|people[- ]smuggl\w*|human smuggl\w*|facilitat\w+ (?:of )?(?:illegal|irregular) "
+    r"(?:immigration|migration)|facilitators|smugglers? of (?:\w+ ){0,2}migrants"
+    r"|migrant smugglers",
+    "human-trafficking": r"human[- ]trafficking|trafficking (?:in|of) human beings"
+    r"|trafficking in persons|human traffickers|victims of (?:human )?trafficking"
+    r"|trafficked|labou?r exploitation|trafficking for (?:the purpose of )?sexual exploitation"
+    r"|(?<!children )(?<!minors )sexually exploited|forced labou?r"
+    r"|forced prostitution|forced to beg|forced begging|forced criminality|servitude"
+    r"|\bthb\b",
+    "cybercrime": r"cyber ?crimes?|cyber-crimes?|cyber-?attacks?|cyber attacks?|ransomware"
+    r"|malware|botnets?|hack(?:ing|ers?|ed)|ddos|spyware|infostealers?|cyber-enabled",
+    "child-sexual-exploitation": r"child(?:ren)?(?:’s|'s)? sexual (?:abuse|exploitation)"
+    r"|child abuse|sexual abuse of (?:children|minors)|abuse of children|csam"
+    r"|child pornography|child exploitation|sexual violation of minors|online grooming",
+    "fraud": r"fraud(?:s|sters?|ulent(?:ly)?)?|scams?|scammers?|swindl\w*|phishing"
+    r"|defraud\w*|ponzi|missing trader|vat carousel|carousel fraud",
+    "money-laundering": r"money[- ]laundering|launder\w*|money mules?|underground banking",
+    "terrorism": r"terror\w*|jihad\w*|violent extremis\w*|radicali[sz]ation"
+    r"|foreign fighters",
+    "environmental-crime": r"environmental crimes?|waste trafficking|illegal waste"
+    r"|waste (?:crime|shipments?)|wildlife (?:trafficking|crime)|poach\w+|ivory(?!\s+coast)"
+    r"|illegal logging|timber trafficking|illegal fishing|endangered species"
+    r"|protected species|polluti\w+|polluting|f-gas\w*|hydrofluorocarbons",
+    "property-crime": r"burglar\w*|robber\w*|robbed|thefts?|thieves|atm attacks?"
+    r"|blow(?:ing)? up atms|stolen (?:vehicles|cars|goods|property|art)|cultural goods"
+    r"|antiquities|looted|looting|pickpocket\w*|organised property crime|stole",
+    "counterfeiting": r"counterfeit\w*|falsified (?:medicines|medical products|\w+ drugs)"
+    r"|fake (?:goods|medicines|toys|products)|intellectual property|\bip crime"
+    r"|pirated|piracy|forged (?:wine|goods|labels)",
+    "corruption": r"corrupt\w*|brib\w+|kickbacks?|abuse of office",
+    "core-international-crimes": r"war crimes?|genocide|crimes against humanity"
+    r"|core international crimes|atrocity crimes",
+}
+_AREAS = re.compile(
+    "|".join(
+        rf"(?P<{slug.replace('-', '_')}>\b(?:{terms})\b)" for slug, terms in _AREA_TERMS.items()
+    ),
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[’”\"]?\s+(?=[A-Z“\"‘'0-9])")
+_BOILERPLATE = re.compile(
+    r"\bfight(?:ing|s)? against\b"
+    r"|\bmandate\b|EMPACT|European Multidisciplinary Platform|\bpriorit(?:y|ies)\b"
+    r"|supports? (?:the )?(?:EU )?Member States|preventing and combating",
+    re.IGNORECASE,
+)
+_ABOUT = re.compile(r"About (?:the )?[A-Z][\w ]{1,40}$")
+# Title Case names of agencies and units, blanked before crime terms are matched.
+_PROPER_RUN = re.compile(
+    r"(?:[A-Z][\w’'-]*)(?:\s+(?:(?:of|on|for|and|against|the|in|to|&)\s+)*[A-Z][\w’'-]*)+"
+)
+_INSTITUTION = re.compile(
+    r"\b(?:Office|Centre|Center|Agency|Unit|Network|Administration|Division|Directorate"
+    r"|Department|Taskforce|Task Force|Coalition|Programme|Bureau|Service|Team|Command"
+    r"|Platform|Section|Squad|Cell|Branch|Prosecution|Division|Convention|Protocol)\b"
+)
+
+
+def _blank_names(text: str) -> str:
+    def blank(match: re.Match[str]) -> str:
+        run = match.group()
+        return " " * len(run) if _INSTITUTION.search(run) else run
+
+    return _PROPER_RUN.sub(blank, text)
+
+
+def _areas_in(text: str) -> set[str]:
+    return {match.lastgroup.replace("_", "-") for match in _AREAS.finditer(text) if match.lastgroup}
+
+
+def _crime_areas(title: str, body: Sequence[str]) -> list[Topic]:
+    title_text = title if _is_title_case(title) else _blank_names(title)
+    areas = _areas_in(title_text)
+    counts: dict[str, int] = {}
+    for paragraph in body:
+        if _ABOUT.fullmatch(paragraph.strip()):
+            break  # "About Europol" and what follows: the agency's own description
+        for sentence in _SENTENCE_END.split(_blank_names(paragraph)):
+            if not _BOILERPLATE.search(sentence):
+                for area in _areas_in(sentence):
+                    counts[area] = counts.get(area, 0) + 1
+    areas.update(a for a, n in counts.items() if n >= MIN_BODY_SENTENCES)
+    return [Topic("crime-areas", a, CRIME_AREAS[a]) for a in areas]
