@@ -44,11 +44,13 @@ that is a word-prefix of another found in the same release (``pangea`` beside
 **Crime areas** (fixed list :data:`CRIME_AREAS`). Each area has a regex of
 terms, matched case-insensitively per sentence, after the names of agencies and
 units are blanked ("European Cybercrime Centre", "United Nations Office on
-Drugs and Crime"). An area counts when a term is in the title, or in
-:data:`MIN_BODY_SENTENCES` body sentences that are not boilerplate, or in one
-sentence of the release's lead (its first body paragraph after the dateline).
-Boilerplate: a mandate sentence ("Europol supports Member States in the fight
-against ..."), anything about EMPACT, and every paragraph from an "About X"
+Drugs and Crime"). An area counts when a term is in the title, or in at least
+:data:`MIN_BODY_SENTENCES` body sentences that are not boilerplate (one: the
+labelled releases show that a crime is named once in a short release's body, as
+often as not, while a passing mention that is not the subject is rare outside
+boilerplate). Boilerplate: a mandate sentence ("Europol supports Member States
+in the fight against ..."), any sentence about "the fight against" something,
+EMPACT or priorities, and every paragraph from an "About X"
 heading on.
 """
 
