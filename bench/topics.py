@@ -109,7 +109,7 @@ def measure(name: str, files: list[str], rounds: int) -> float:
     return us_tag
 
 
-def first_sync(files: list[str], keep: bool) -> float:
+def first_sync(files: list[str], count: int, keep: bool) -> float:
     """µs per release of one real first sync of ``files`` into a new SQLite store."""
     with workspace(keep, "feeds-bench-topics-") as root:
         seeds = root / "seeds"
@@ -122,7 +122,8 @@ def first_sync(files: list[str], keep: bool) -> float:
         report = sync(store, seeds)
         seconds = time.process_time() - start
         assert report.ok, report.error
-        return seconds / len(report.new) * 1e6
+        assert report.count("new") == count, report.counts
+        return seconds / count * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     us_generated = measure("generated", corpus, args.rounds)
     us_labelled = measure("labelled", labelled(args.count), args.rounds)
     if not args.no_sync:
-        us_sync = first_sync(corpus, args.keep)
+        us_sync = first_sync(corpus, args.count, args.keep)
         print(
             f"first sync {us_sync:6.1f} µs a release (generated corpus, SQLite): topics add "
             f"{us_generated / us_sync:.1%} (generated), {us_labelled / us_sync:.1%} "
