@@ -116,10 +116,14 @@ def extract(title: str, paragraphs: Sequence[str]) -> tuple[Topic, ...]:
     """Every topic of a release, sorted by ``(kind, slug)``; the same text gives the same tuple."""
     body = "\n\n".join(_strip_dateline(p) for p in paragraphs)
     names = _table().names
+    title_case = _is_title_case(title)
     found = [
         *(Topic("countries", code, names[code]) for code in _countries(title, body)),
-        *_operations(title, body),
-        *(Topic("crime-areas", area, CRIME_AREAS[area]) for area in _crime_areas(title, body)),
+        *_operations(title, body, title_case),
+        *(
+            Topic("crime-areas", area, CRIME_AREAS[area])
+            for area in _crime_areas(title, body, title_case)
+        ),
     ]
     return tuple(sorted(found, key=lambda t: (t.kind, t.slug)))
 
@@ -423,14 +427,19 @@ _EDITION = r"(?:[IVX]{1,5}|\d{1,3})"
 _UPPER = "A-ZÀ-ÖØ-ÞĆČĐĘĚŁŃŇŐŘŚŠŞŢŤŮŰŹŻŽĞİ"
 _WORD = rf"[{_UPPER}][\w’'&]*(?:-[\w’']+)*"
 _PART = rf"(?:{_WORD}|\d{{1,3}}\b)"
-_OPERATION = re.compile(
-    r"(?:(?P<kw>(?:Joint +)?Operations?|(?:JOINT +)?OPERATIONS?) +"
-    r"|operation +(?:codenamed|code-named|dubbed) +)"
+_OPERATION_NAME = (
     r"(?:code-?named +)?"
     r"(?:[‘'\"“](?P<quoted>[^’'\"”\n]{2,40})[’'\"”]"
     rf"|(?P<name>{_WORD}(?: +{_PART}){{0,3}}))"
 )
-_OPERATION_WORDS = ("Operation", "OPERATION", "codenamed", "code-named", "dubbed")
+# Two patterns: one starting with a capital (re skips quickly to "O", "J"), and the
+# lowercase one, run only when its rare word is in the text.
+_OPERATION = re.compile(
+    r"(?P<kw>(?:Joint +)?Operations?|(?:JOINT +)?OPERATIONS?) +" + _OPERATION_NAME
+)
+_CODENAMED = re.compile(r"operation +(?:codenamed|code-named|dubbed) +" + _OPERATION_NAME)
+_OPERATION_WORDS = ("Operation", "OPERATION")
+_CODENAMED_WORDS = ("codenamed", "code-named", "dubbed")
 _NAME_WORD = re.compile(rf"{_WORD}|\d{{1,3}}\b")
 _AND_NAME = re.compile(rf"(?:, *| +and +|, +and +)(?P<name>{_WORD}(?: +{_PART}){{0,3}})")
 _IS_EDITION = re.compile(rf"{_EDITION}|\d{{4}}")
@@ -451,17 +460,20 @@ _STOP = frozenset(
 )
 
 
-def _operations(title: str, body: str) -> list[Topic]:
+def _operations(title: str, body: str, title_case: bool) -> list[Topic]:
     found: dict[str, str] = {}
-    for text, short in ((title, _is_title_case(title)), (body, False)):
-        if not any(word in text for word in _OPERATION_WORDS):
-            continue  # most texts: a few fast scans instead of the regex
-        for match in _OPERATION.finditer(text):
+    for text, short in ((title, title_case), (body, False)):
+        matches: list[re.Match[str]] = []
+        if any(word in text for word in _OPERATION_WORDS):  # a fast scan before the regex
+            matches += _OPERATION.finditer(text)
+        if any(word in text for word in _CODENAMED_WORDS):
+            matches += _CODENAMED.finditer(text)
+        for match in matches:
             if match.start() and (
                 text[match.start() - 1].isalnum() or text[match.start() - 1] == "-"
             ):
                 continue
-            keyword = match.group("kw") or ""
+            keyword = match.groupdict().get("kw") or ""
             capitals = keyword.isupper()
             if match.group("quoted"):
                 _add(found, match.group("quoted"))
@@ -509,7 +521,7 @@ def _add(found: dict[str, str], name: str) -> None:
 
 
 def _is_title_case(title: str) -> bool:
-    words = [w for w in re.findall(r"[A-Za-z]+", title) if len(w) >= 4]
+    words = [w for w in title.split() if len(w) >= 4]
     if len(words) < 3:
         return False
     capitalised = sum(1 for w in words if w[0].isupper())
@@ -727,8 +739,8 @@ _INSTITUTION = re.compile(
 _SENTENCE_ENDS = (". ", ".” ", "\n")  # "!" and "?" end few sentences in a release
 
 
-def _crime_areas(title: str, body: str) -> set[str]:
-    areas = _areas_in(title, names=not _is_title_case(title), boilerplate=False)
+def _crime_areas(title: str, body: str, title_case: bool) -> set[str]:
+    areas = _areas_in(title, names=not title_case, boilerplate=False)
     about = _ABOUT.search(body)
     if about:
         body = body[: about.start()]  # "About Europol" and what follows: the agency's own words
