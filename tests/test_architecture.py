@@ -46,6 +46,13 @@ def test_parse_is_pure() -> None:
     )
 
 
+def test_topics_is_pure() -> None:
+    # Its only I/O is reading its package data once (importlib.resources).
+    assert imports("topics").isdisjoint(
+        {"os", "io", "pathlib", "sqlite3", "flask", "feedgen", "time", "feeds.store"}
+    )
+
+
 #: The store backends: each runs its own database's SQL, and nothing else does.
 BACKENDS = {"sqlite_store": "sqlite3"}
 
@@ -77,8 +84,8 @@ def test_leaves_import_nothing_of_ours_but_leaves(leaf: str) -> None:
 
 # Each step may import only steps before it in the flow (and the leaves).
 ORDER = [
-    "errors", "model", "ids", "query", "config", "lock", "scan", "parse", "decide", "store",
-    "sqlite_store", "backends", "sync",
+    "errors", "model", "ids", "query", "config", "lock", "scan", "parse", "topics", "decide",
+    "store", "sqlite_store", "backends", "sync",
     "websub", "catalog", "markup", "render", "pages", "site", "export", "web", "schedule",
     "app", "serving", "cli",
 ]  # fmt: skip
