@@ -39,7 +39,7 @@ from workspace import workspace
 from feeds import topics
 from feeds.model import Draft
 from feeds.parse import parse
-from feeds.store import Store
+from feeds.sqlite_store import SQLiteStore
 from feeds.sync import sync, to_copy, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +116,7 @@ def first_sync(files: list[str], count: int, keep: bool) -> float:
         seeds.mkdir()
         for i, text in enumerate(files):
             (seeds / f"corpus_{i:05d}.txt").write_text(text, encoding="utf-8")
-        store = Store(root / "feeds.db")
+        store = SQLiteStore(root / "feeds.db")
         store.initialize(utcnow())
         start = time.process_time()
         report = sync(store, seeds)
