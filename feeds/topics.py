@@ -49,7 +49,12 @@ sentence that is not boilerplate (one sentence is enough: in the labelled
 releases a crime is named once in a short release's body as often as not,
 while a passing mention that is not the subject is rare outside boilerplate).
 Each term starts with a literal stem; one Aho-Corasick pass (pyahocorasick)
-over the lowercased text finds the stems, and only their terms are tried.
+over the lowercased title and body finds the stems, and only their terms are tried.
+
+**Speed.** The same pass finds the country words (lowered, then checked as
+written), replacing the regex scan; the regex is kept for text whose lowercase
+changes length ("İ"). ``tests/topics_reference.py`` is the plain version these
+rules were first written as, and tests assert the same result for every text.
 Boilerplate: a mandate sentence ("Europol supports Member States in the fight
 against ..."), any sentence about "the fight against" something, EMPACT or
 priorities, and every paragraph from an "About X" heading on.
@@ -114,16 +119,24 @@ class Topic:
 
 def extract(title: str, paragraphs: Sequence[str]) -> tuple[Topic, ...]:
     """Every topic of a release, sorted by ``(kind, slug)``; the same text gives the same tuple."""
-    body = "\n\n".join(_strip_dateline(p) for p in paragraphs)
+    body = "\n\n".join([_strip_dateline(p) for p in paragraphs])
     names = _table().names
     title_case = _is_title_case(title)
+    # Title and body lowered and searched at once, for country words and crime stems:
+    # one pass of one automaton over the text (see _scan).
+    joined = f"{title}\n\n{body}"
+    low = joined.lower()
+    if len(low) == len(joined):
+        hits = _scan(joined, low, len(title) + 2)
+        codes = _countries_at(title, body, joined, hits)
+        areas = _crime_areas_at(title, body, low, hits, title_case)
+    else:  # "İ" lowers to two characters: positions in ``low`` are not those of the text
+        codes = _countries(title, body)
+        areas = _crime_areas(title, body, title_case)
     found = [
-        *(Topic("countries", code, names[code]) for code in _countries(title, body)),
+        *(Topic("countries", code, names[code]) for code in codes),
         *_operations(title, body, title_case),
-        *(
-            Topic("crime-areas", area, CRIME_AREAS[area])
-            for area in _crime_areas(title, body, title_case)
-        ),
+        *(Topic("crime-areas", area, CRIME_AREAS[area]) for area in areas),
     ]
     return tuple(sorted(found, key=lambda t: (t.kind, t.slug)))
 
@@ -172,6 +185,119 @@ _LETTERS = str.maketrans(
     {"ı": "i", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "đ": "d", "Đ": "D",
      "ł": "l", "Ł": "L", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D"}
 )  # fmt: skip
+
+# -- one scan for countries and crime areas ------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Hits:
+    """What one pass over a release's lowered ``title\\n\\nbody`` found."""
+
+    split: int
+    """where the body starts in the joined text (the title's length + 2)"""
+    countries: list[tuple[int, int, str]]
+    """the country table's words as written, ``(start, end, word)``, in order, longest first"""
+    stems: list[tuple[int, str]]
+    """crime stems, ``(end, stem)`` with ``end`` the index of their last character"""
+
+
+@cache
+def _automaton() -> ahocorasick.Automaton:
+    """Crime stems and the country table's words lowered, each with what it stands for.
+
+    The country words are matched case-sensitively by the regex of :func:`_countries`;
+    here they are found in lowered text (with every crime stem, in the same pass) and then
+    checked as written, which finds the same occurrences: no word changes length when
+    lowered, and none holds a final sigma, the one letter that lowers by context.
+    """
+    words: dict[str, list[str]] = {}
+    for word in _table().by_text:
+        lowered = word.lower()
+        assert len(lowered) == len(word) and "Σ" not in word, word
+        words.setdefault(lowered, []).append(word)
+    automaton = ahocorasick.Automaton()
+    for key in {*words, *_TERMS_BY_STEM}:
+        stem = key if key in _TERMS_BY_STEM else ""
+        automaton.add_word(key, (stem, tuple(words.get(key, ()))))
+    automaton.make_automaton()
+    return automaton
+
+
+def _scan(joined: str, low: str, split: int) -> _Hits:
+    countries: list[tuple[int, int, str]] = []
+    stems: list[tuple[int, str]] = []
+    for end, (stem, words) in _automaton().iter(low):
+        if stem:
+            stems.append((end, stem))
+        for word in words:
+            start = end - len(word) + 1
+            if joined.startswith(word, start):
+                countries.append((start, -end - 1, word))
+    countries.sort()
+    return _Hits(split, [(a, -b, w) for a, b, w in countries], stems)
+
+
+def _country_matches(joined: str, hits: _Hits) -> Iterable[tuple[int, int, str]]:
+    """The matches of ``_table().pattern.finditer`` over title and body, from ``hits``.
+
+    That regex takes, at the first position where one matches, the longest word not
+    followed by a word character or an apostrophe, then goes on after it.
+    """
+    position = 0
+    size = len(joined)
+    for start, end, word in hits.countries:
+        if start < position:
+            continue
+        if end < size:
+            after = joined[end]
+            if after.isalnum() or after in "_’'":
+                continue
+        position = end
+        yield start, end, word
+
+
+def _countries_at(title: str, body: str, joined: str, hits: _Hits) -> set[str]:
+    """:func:`_countries` from the hits of :func:`_scan` over ``joined``."""
+    if not hits.countries:
+        return set()
+    by_text = _table().by_text
+    codes: set[str] = set()
+    for start, end, word in _country_matches(joined, hits):
+        text, offset = (title, 0) if start < hits.split else (body, hits.split)
+        start, end = start - offset, end - offset
+        if start and (text[start - 1].isalnum() or text[start - 1] in ".’'-"):
+            continue  # inside a word or an abbreviation
+        code = by_text.get(word, "")
+        if not code or code in codes:
+            continue
+        if word in _LANGUAGES and _is_language(text, start, end):
+            continue
+        if word in _PERSONISH and _is_person(text, start, end):
+            continue
+        if word == "Georgia" and _is_us_georgia(text, start, end):
+            continue
+        codes.add(code)
+    return codes
+
+
+def _crime_areas_at(title: str, body: str, low: str, hits: _Hits, title_case: bool) -> set[str]:
+    """:func:`_crime_areas` from the hits of :func:`_scan`."""
+    if not hits.stems:
+        return set()
+    split = hits.split
+    about = _ABOUT.search(body)
+    cut = split + (about.start() if about else len(body))
+    if about:
+        body = body[: about.start()]  # "About Europol" and what follows: the agency's own words
+    title_hits = [hit for hit in hits.stems if hit[0] < split]
+    body_hits = [hit for hit in hits.stems if split <= hit[0] < cut]
+    areas: set[str] = set()
+    if title_hits:
+        areas = _areas_in(title, low[: split - 2], title_hits, 0, names=not title_case)
+    if body_hits:
+        areas |= _areas_in(body, low[split:cut], body_hits, split, names=True, boilerplate=True)
+    return areas
+
 
 # -- paragraphs ----------------------------------------------------------------------------
 
@@ -754,21 +880,33 @@ _SENTENCE_ENDS = (". ", ".” ", "\n")  # "!" and "?" end few sentences in a rel
 
 
 def _crime_areas(title: str, body: str, title_case: bool) -> set[str]:
-    areas = _areas_in(title, names=not title_case, boilerplate=False)
     about = _ABOUT.search(body)
     if about:
         body = body[: about.start()]  # "About Europol" and what follows: the agency's own words
-    return areas | _areas_in(body, names=True, boilerplate=True)
+    low_title, low_body = title.lower(), body.lower()
+    return _areas_in(title, low_title, _STEMS.iter(low_title), 0, not title_case) | (
+        _areas_in(body, low_body, _STEMS.iter(low_body), 0, names=True, boilerplate=True)
+    )
 
 
-def _areas_in(text: str, *, names: bool, boilerplate: bool) -> set[str]:
-    """Areas with a term in ``text``, outside agency names and boilerplate sentences."""
-    low = text.lower()
+def _areas_in(
+    text: str,
+    low: str,
+    hits: Iterable[tuple[int, str]],
+    offset: int,
+    names: bool,
+    boilerplate: bool = False,
+) -> set[str]:
+    """Areas with a term in ``text``, outside agency names and boilerplate sentences.
+
+    ``low`` is ``text`` lowered, ``hits`` the stems found in it as ``(end, stem)`` with
+    ``end`` counted from ``offset`` characters before ``text``.
+    """
     found: set[str] = set()
     institution_spans: list[tuple[int, int]] | None = None
     boilerplate_at: dict[int, bool] = {}
-    for end, stem in _STEMS.iter(low):
-        start = end - len(stem) + 1
+    for end, stem in hits:
+        start = end - offset - len(stem) + 1
         if start and low[start - 1].isalnum():
             continue  # inside a word: "begun" is not "gun"
         for area, term in _TERMS_BY_STEM[stem]:
