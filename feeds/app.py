@@ -19,6 +19,7 @@ from feeds import schedule, web, websub
 from feeds.backends import open_store
 from feeds.config import Config
 from feeds.site import Site
+from feeds.store import Store
 from feeds.sync import locked_sync, utcnow
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,11 @@ def create_app(
     report = locked_sync(store, config.seed_dir, max_file_bytes=config.max_file_bytes)
     # Changes found while the service was down reach WebSub subscribers too.
     websub.after_sync_in_background(report, config.websub_hub, config.base_url)
+    return serve(config, store)
 
+
+def serve(config: Config, store: Store) -> Flask:
+    """The web app over a ready store (no sync here), with the scheduler if configured."""
     app = Flask(__name__)
     app.config["FEEDS"] = config
     if config.trusted_hosts:

@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Literal
 
 from feeds import ids
-from feeds.model import Agency, Release, State
-from feeds.query import ALL, Filters, Selection
+from feeds.model import Agency, Release, State, Topic
+from feeds.query import ALL, Filters, Selection, topic_selection
 from feeds.store import Reader
 
 Kind = Literal["current", "archive", "filtered"]
@@ -59,6 +59,24 @@ class FeedDoc:
     """Canonical filter query string, for ``kind == "filtered"``."""
     sources: dict[str, SourceFeed] = field(default_factory=dict)
     """Agency feeds by slug, for multi-agency documents' ``atom:source``; else empty."""
+    topic: str | None = None
+    """A topic feed's topic (``kind/slug``)."""
+
+    @property
+    def deps(self) -> tuple[str, ...] | None:
+        """What the document's bytes depend on: agencies (by slug) and topics (by key).
+
+        A topic's feed names only the agencies of its entries, so it depends on those
+        and on the topic; an agency selection on its agencies; ``all`` on everything.
+        """
+        if self.topic is not None:
+            return (self.topic, *self.sources)
+        if self.name == ALL:
+            return None
+        return tuple(self.agencies_named)
+
+    agencies_named: tuple[str, ...] = ()
+    """The agencies an agency selection covers (its slugs)."""
 
     def path(self, extension: str) -> str:
         """This document's own URL path in the given format."""
@@ -89,13 +107,11 @@ def archive_path(name: str, page: int, extension: str) -> str:
     return f"/feeds/{name}/archive/{page}.{extension}"
 
 
-def feed_names(state: State) -> list[str]:
-    """The feeds to list: the combined one, then one per agency ever seen."""
-    return [ALL, *(a.slug for a in state.agencies)]
-
-
 def member_count(state: State, selection: Selection) -> int:
     """How many releases the feed ever had (gone ones too)."""
+    if selection.topic is not None:
+        found = state.topic(selection.topic)
+        return found.members if found else 0
     if selection.slugs is None:
         return state.releases
     agencies = state.by_slug
@@ -128,6 +144,9 @@ def updated_of(releases: list[Release], fallback: datetime) -> datetime:
 
 def feed_updated(state: State, selection: Selection) -> datetime:
     """A feed's ``updated``: its agencies' latest change or departure, else their sighting."""
+    if selection.topic is not None:
+        found = state.topic(selection.topic)
+        return found.feed_updated if found else state.created
     if selection.slugs is None:
         return state.updated
     chosen = [state.by_slug[slug] for slug in selection.slugs]
@@ -135,27 +154,41 @@ def feed_updated(state: State, selection: Selection) -> datetime:
     return max(moments) if moments else min(a.first_seen for a in chosen)
 
 
-def _title(selection: Selection, agencies: dict[str, Agency]) -> str:
+def _title(selection: Selection, agencies: dict[str, Agency], state: State) -> str:
+    if selection.topic is not None:
+        found = state.topic(selection.topic)
+        return topic_title(found.topic) if found else f"Press releases about {selection.topic}"
     if selection.slugs is None:
         return "Agency press releases"
     return " + ".join(agencies[s].name for s in selection.slugs) + " press releases"
 
 
+def topic_title(topic: Topic) -> str:
+    """A topic feed's title: about ``Spain``, ``Operation Pangea XVI``, ``Fraud``."""
+    name = f"Operation {topic.name}" if topic.kind == "operations" else topic.name
+    return f"Press releases about {name}"
+
+
 def _html_path(selection: Selection) -> str:
+    if selection.topic is not None:
+        return f"/topics/{selection.topic}"
     if selection.slugs is not None and len(selection.slugs) == 1:
         return f"/agencies/{selection.slugs[0]}"
     return "/"
 
 
-def _sources(state: State, selection: Selection) -> dict[str, SourceFeed]:
+def _sources(state: State, selection: Selection, entries: list[Release]) -> dict[str, SourceFeed]:
     if not selection.multi:
         return {}
     agencies = state.by_slug
-    slugs = selection.slugs if selection.slugs is not None else tuple(agencies)
+    if selection.topic is not None:  # a topic's feed names only the agencies it shows
+        slugs: tuple[str, ...] = tuple(sorted({r.draft.agency_slug for r in entries}))
+    else:
+        slugs = selection.slugs if selection.slugs is not None else tuple(agencies)
     return {
         slug: SourceFeed(
             id=ids.feed_id(slug),
-            title=_title(Selection(slug, (slug,)), agencies),
+            title=_title(Selection(slug, (slug,)), agencies, state),
             path=feed_path(slug, "atom"),
             updated=agencies[slug].feed_updated,
         )
@@ -175,7 +208,7 @@ def _doc(
     full_pages: int = 0,
 ) -> FeedDoc:
     agencies = state.by_slug
-    title = _title(selection, agencies)
+    title = _title(selection, agencies, state)
     feed_key = selection.name
     if kind == "filtered":
         # A filtered feed is a feed of its own: its own ID and title.
@@ -193,15 +226,18 @@ def _doc(
         page=page,
         full_pages=full_pages,
         query=query,
-        sources=_sources(state, selection),
+        sources=_sources(state, selection, entries),
+        topic=selection.topic,
+        agencies_named=selection.slugs or (),
     )
 
 
 def current(reader: Reader, state: State, selection: Selection, page_size: int) -> FeedDoc:
     """The subscription document of a feed: its tail plus its most recent changes."""
     pages = full_pages(state, selection, page_size)
-    tail = reader.present_after(selection.slugs, pages * page_size)
-    recent = reader.newest(selection.slugs, page_size)
+    rows = _Rows(reader, selection)
+    tail = rows.present_after(pages * page_size)
+    recent = rows.newest(page_size)
     entries = newest_first(list({r.id: r for r in (*tail, *recent)}.values()))
     return _doc(
         state,
@@ -220,8 +256,11 @@ def archive(
     pages = full_pages(state, selection, page_size)
     if not 1 <= page <= pages:
         return None
-    on_page = reader.members(selection.slugs, (page - 1) * page_size + 1, page * page_size)
-    if selection.slugs is None:
+    on_page = _Rows(reader, selection).members((page - 1) * page_size + 1, page * page_size)
+    if selection.topic is not None:
+        found = state.topic(selection.topic)
+        fallback = found.first_seen if found else state.created
+    elif selection.slugs is None:
         fallback = state.created
     else:
         fallback = min(state.by_slug[slug].first_seen for slug in selection.slugs)
@@ -248,7 +287,53 @@ def filtered(
         state,
         selection,
         "filtered",
-        reader.search(selection.slugs, filters, limit),
+        _Rows(reader, selection).search(filters, limit),
         feed_updated(state, selection),
         query=filters.canonical(),
     )
+
+
+class _Rows:
+    """A feed's rows from the reader: an agency selection's or a topic's."""
+
+    def __init__(self, reader: Reader, selection: Selection) -> None:
+        self.reader = reader
+        self.selection = selection
+
+    def members(self, first: int, last: int) -> list[Release]:
+        topic = self.selection.topic
+        if topic is not None:
+            return self.reader.topic_members(topic, first, last)
+        return self.reader.members(self.selection.slugs, first, last)
+
+    def present_after(self, position: int) -> list[Release]:
+        topic = self.selection.topic
+        if topic is not None:
+            return self.reader.topic_present_after(topic, position)
+        return self.reader.present_after(self.selection.slugs, position)
+
+    def newest(self, limit: int, offset: int = 0) -> list[Release]:
+        topic = self.selection.topic
+        if topic is not None:
+            return self.reader.topic_newest(topic, limit, offset)
+        return self.reader.newest(self.selection.slugs, limit, offset)
+
+    def search(self, filters: Filters, limit: int) -> list[Release]:
+        topic = self.selection.topic
+        if topic is not None:
+            return self.reader.topic_search(topic, filters, limit)
+        return self.reader.search(self.selection.slugs, filters, limit)
+
+
+def newest_of(reader: Reader, selection: Selection, limit: int, offset: int = 0) -> list[Release]:
+    """A feed's present releases, most recent change first (for pages)."""
+    return _Rows(reader, selection).newest(limit, offset)
+
+
+def selections(state: State) -> list[Selection]:
+    """Every enumerable feed: the combined one, one per agency, one per topic ever found."""
+    return [
+        Selection(ALL, None),
+        *(Selection(a.slug, (a.slug,)) for a in state.agencies),
+        *(topic_selection(t.key) for t in state.topics),
+    ]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from feeds import catalog, pages, query
+from feeds import catalog, pages, query, topics
 from feeds.site import Representation, Site
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ def documents(site: Site) -> Iterator[tuple[str, Representation]]:
     """
     with site.store.read() as reader:
         state = reader.state()
-        for name in catalog.feed_names(state):
-            selection = site.selection(name, state)
+        for selection in catalog.selections(state):
+            name = selection.name
             full_pages = catalog.full_pages(state, selection, site.config.page_size)
             for extension in FORMATS:
                 yield f"feeds/{name}.{extension}", site.feed(selection, extension, query.Filters())
@@ -59,6 +59,19 @@ def documents(site: Site) -> Iterator[tuple[str, Representation]]:
                     f"agencies/{agency.slug}/page/{page}.html"
                 )  # fmt: skip
                 rep = site.agency_page(agency.slug, page)
+                assert rep is not None
+                yield path, rep
+        for kind in (None, *topics.KINDS):
+            made = site.topics_page(kind)
+            assert made is not None
+            yield ("topics.html" if kind is None else f"topics/{kind}.html"), made
+        yield "topics.opml", site.topics_opml()
+        for found in state.topics:
+            for page in range(1, pages.topic_pages(found) + 1):
+                path = f"topics/{found.key}.html" if page == 1 else (
+                    f"topics/{found.key}/page/{page}.html"
+                )  # fmt: skip
+                rep = site.topic_page(found.key, page)
                 assert rep is not None
                 yield path, rep
         for uuid in reader.uuids():

@@ -74,6 +74,23 @@ class Draft:
         return self.paragraphs[0] if self.paragraphs else ""
 
 
+TopicKind = Literal["countries", "operations", "crime-areas"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One topic of a release: its kind, its slug (the URL part) and its display name."""
+
+    kind: TopicKind
+    slug: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        """``kind/slug``: the topic's name among feeds (``countries/es``)."""
+        return f"{self.kind}/{self.slug}"
+
+
 @dataclass(frozen=True, slots=True)
 class Release:
     """A release as the service keeps it: the latest winning draft plus service-owned data."""
@@ -89,6 +106,8 @@ class Release:
     present: bool
     left_at: datetime | None = None
     """Last time it left the seeds (kept if it came back): feeds' ``updated`` counts it."""
+    topics: tuple[Topic, ...] = ()
+    """What its text is about, found by the sync (:mod:`feeds.topics`), by kind and slug."""
 
     @property
     def uuid(self) -> str:
@@ -122,6 +141,27 @@ class Agency:
         return self.updated if self.updated is not None else self.first_seen
 
 
+@dataclass(frozen=True, slots=True)
+class TopicFeed:
+    """A topic once found in a release (it keeps its feed URL forever), with its feed's totals."""
+
+    topic: Topic
+    first_seen: datetime
+    present_count: int = 0
+    members: int = 0
+    """Releases ever tagged with it: numbers 1..members in the topic's feed."""
+    updated: datetime | None = None
+    generation: int = 0
+
+    @property
+    def key(self) -> str:
+        return self.topic.key
+
+    @property
+    def feed_updated(self) -> datetime:
+        return self.updated if self.updated is not None else self.first_seen
+
+
 #: Most IDs a sync report lists per outcome: a first sync of 100,000 releases must not
 #: hold them all in memory just to report them.
 SAMPLE_IDS = 100
@@ -148,6 +188,8 @@ class SyncReport:
     """Problems and warnings (``Problem.severity``) of every seed file, by file and line."""
     agencies: tuple[str, ...] = ()
     """Slugs of the agencies whose feeds changed (for WebSub pings)."""
+    topics: tuple[str, ...] = ()
+    """Keys (``kind/slug``) of the topics whose feeds changed (for WebSub pings)."""
     error: str | None = None
     generation: int = 0
 
@@ -193,6 +235,8 @@ class State:
     """Every agency ever seen, by slug."""
     releases: int = 0
     """Releases ever seen (gone ones too); their numbers are 1..releases."""
+    topics: tuple[TopicFeed, ...] = ()
+    """Every topic ever found, by kind and slug."""
 
     def agency(self, slug: str) -> Agency | None:
         for agency in self.agencies:
@@ -203,6 +247,19 @@ class State:
     @property
     def by_slug(self) -> dict[str, Agency]:
         return {a.slug: a for a in self.agencies}
+
+    def topic(self, key: str) -> TopicFeed | None:
+        """The topic feed named ``kind/slug``, if that topic was ever found."""
+        for found in self.topics:
+            if found.key == key:
+                return found
+        return None
+
+    def generations(self) -> dict[str, int]:
+        """Each agency's (by slug) and topic's (by ``kind/slug``) last changing generation."""
+        found = {a.slug: a.generation for a in self.agencies}
+        found.update((t.key, t.generation) for t in self.topics)
+        return found
 
     @property
     def present(self) -> int:

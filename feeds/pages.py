@@ -20,8 +20,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from feeds import markup, query
-from feeds.model import Agency, Release, State
+from feeds.catalog import newest_of, topic_title
+from feeds.model import Agency, Release, State, Topic, TopicFeed
+from feeds.query import topic_selection
 from feeds.store import Reader
+from feeds.topics import KINDS
 
 _env = Environment(
     loader=PackageLoader("feeds", "templates"),
@@ -145,11 +148,8 @@ def agency(reader: Reader, state: State, slug: str, base_url: str, page: int = 1
     )
 
 
-def release(reader: Reader, state: State, uuid: str, base_url: str) -> bytes | None:
-    """One release with its full text, dates and feed links."""
-    found = reader.release(uuid)
-    if found is None:
-        return None
+def release(found: Release, state: State, base_url: str) -> bytes:
+    """One release with its full text, dates, topics and feed links."""
     agency_found = state.agency(found.draft.agency_slug)
     agency_name = agency_found.name if agency_found else found.draft.agency
     return _render(
@@ -160,6 +160,66 @@ def release(reader: Reader, state: State, uuid: str, base_url: str) -> bytes | N
         published_text=date_text(found.draft.published),
         body=Markup(markup.body_html(found.draft.paragraphs)),
         feed_links=[_feed_link(base_url, found.draft.agency_slug, agency_name)],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _TopicRow:
+    key: str
+    topic: Topic
+    present_count: int
+    title: str
+
+
+def _topic_groups(state: State) -> list[tuple[str, str, list[_TopicRow]]]:
+    """Topics by kind (in :data:`feeds.topics.KINDS` order), most releases first."""
+    groups: list[tuple[str, str, list[_TopicRow]]] = []
+    for kind, name in KINDS.items():
+        found = [t for t in state.topics if t.topic.kind == kind]
+        found.sort(key=lambda t: (-t.present_count, t.topic.name.casefold(), t.key))
+        rows = [_TopicRow(t.key, t.topic, t.present_count, topic_title(t.topic)) for t in found]
+        groups.append((kind, name, rows))
+    return groups
+
+
+def topics(state: State, base_url: str, kind: str | None = None) -> bytes:
+    """Every topic (of one kind, or all) with its release count, most active first."""
+    groups = [g for g in _topic_groups(state) if kind is None or g[0] == kind]
+    return _render("topics.html", base_url, groups=groups, kind=kind)
+
+
+def topic_pages(found: TopicFeed) -> int:
+    return max(1, math.ceil(found.present_count / AGENCY_PAGE))
+
+
+def topic(reader: Reader, state: State, found: TopicFeed, base_url: str, page: int) -> bytes | None:
+    """One topic's releases across agencies, newest change first, paged."""
+    pages = topic_pages(found)
+    if not 1 <= page <= pages:
+        return None
+    selection = topic_selection(found.key)
+    shown = newest_of(reader, selection, AGENCY_PAGE, (page - 1) * AGENCY_PAGE)
+    title = topic_title(found.topic)
+    return _render(
+        "topic.html",
+        base_url,
+        topic=found,
+        title=title,
+        kind_name=KINDS[found.topic.kind],
+        page=page,
+        pages=pages,
+        releases=_items(state, shown),
+        feed_links=[_feed_link(base_url, f"topics/{found.key}", title)],
+    )
+
+
+def topics_opml(state: State, base_url: str) -> bytes:
+    """OPML 2.0 listing every topic's Atom feed, grouped by kind."""
+    return _render(
+        "topics.opml",
+        base_url,
+        groups=_topic_groups(state),
+        modified=state.updated.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT"),
     )
 
 

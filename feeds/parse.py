@@ -55,6 +55,10 @@ _MONTH_ALTERNATION = "|".join(MONTHS)
 #: has them. Not line or paragraph separators (U+0085, U+2028), nor zero-width characters.
 SPACES = "\t \xa0\u1680\u2000-\u200a\u202f\u205f\u3000"
 _SPACE_CHARS = frozenset("\t \xa0\u1680\u202f\u205f\u3000").union(map(chr, range(0x2000, 0x200B)))
+#: Bump when the same text parses differently (a grammar fix): stored parses of every
+#: file are then redone at the next sync (see ``feeds.sync.CONTENT_VERSION``).
+PARSER_VERSION = 2
+
 #: A paragraph that is only a date: "3 August 2023".
 _DATE_LINE = re.compile(rf"([0-9]{{1,2}})[{SPACES}]+({_MONTH_ALTERNATION})[{SPACES}]+([0-9]{{4}})")
 #: A full date anywhere in running text: "On Wednesday (16 October 2024), ...". Searched

@@ -37,15 +37,27 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """The agencies a feed covers: ``None`` for all, else a sorted tuple of slugs."""
+    """What a feed covers: agencies (``None`` for all, else sorted slugs), or one topic."""
 
     name: str
     slugs: tuple[str, ...] | None
+    topic: str | None = None
+    """A topic feed's topic, ``kind/slug`` (its ``name`` is ``topics/kind/slug``)."""
 
     @property
     def multi(self) -> bool:
         """Whether entries come from several agency feeds (and so carry ``atom:source``)."""
-        return self.slugs is None or len(self.slugs) > 1
+        return self.topic is not None or self.slugs is None or len(self.slugs) > 1
+
+    @property
+    def deps(self) -> tuple[str, ...] | None:
+        """What its documents depend on: its agencies or its topic (None: everything)."""
+        return (self.topic,) if self.topic is not None else self.slugs
+
+
+def topic_selection(key: str) -> Selection:
+    """The feed of the topic ``kind/slug``."""
+    return Selection(f"topics/{key}", None, key)
 
 
 def select(raw: str, known: Collection[str]) -> Selection:

@@ -19,7 +19,7 @@ from lxml import etree
 
 from feeds import __version__, markup
 from feeds.catalog import FeedDoc
-from feeds.model import Release
+from feeds.model import Release, Topic
 
 ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
@@ -39,6 +39,11 @@ def date_to_datetime(value: date) -> datetime:
 
 def release_path(release: Release) -> str:
     return f"/releases/{release.uuid}"
+
+
+def topic_scheme(base_url: str, topic: Topic) -> str:
+    """A topic category's scheme: the URL of its kind's topics."""
+    return f"{base_url}/topics/{topic.kind}"
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -158,6 +163,10 @@ def _entry(fg: FeedGenerator, release: Release, doc: FeedDoc, base_url: str, rss
         fe.published(date_to_datetime(draft.published))
     fe.author({"name": agency_name, "uri": f"{base_url}/agencies/{draft.agency_slug}"})
     fe.category({"term": draft.agency_slug, "label": agency_name})
+    for topic in release.topics:
+        fe.category(
+            {"term": topic.slug, "scheme": topic_scheme(base_url, topic), "label": topic.name}
+        )
     fe.link({"href": base_url + release_path(release), "rel": "alternate", "type": "text/html"})
     if draft.summary:
         summary = _capped(" ".join(draft.summary.split()), base_url + release_path(release))
@@ -224,8 +233,20 @@ def json_feed(doc: FeedDoc, base_url: str, hub: str | None = None) -> bytes:
                     "url": f"{base_url}/agencies/{draft.agency_slug}",
                 }
             ],
-            "tags": [draft.agency_slug],
+            "tags": [draft.agency_slug, *(topic.name for topic in release.topics)],
         }
+        if release.topics:
+            item["_feeds"] = {
+                "topics": [
+                    {
+                        "kind": t.kind,
+                        "slug": t.slug,
+                        "name": t.name,
+                        "url": f"{base_url}/topics/{t.key}",
+                    }
+                    for t in release.topics
+                ]
+            }
         if draft.summary:
             item["summary"] = _capped(
                 " ".join(draft.summary.split()), base_url + release_path(release)
@@ -234,7 +255,10 @@ def json_feed(doc: FeedDoc, base_url: str, hub: str | None = None) -> bytes:
             item["date_published"] = _rfc3339(date_to_datetime(draft.published))
         source = doc.sources.get(draft.agency_slug)
         if source is not None:
-            item["_feeds"] = {"source": {"id": source.id, "feed_url": base_url + source.path}}
+            item.setdefault("_feeds", {})["source"] = {
+                "id": source.id,
+                "feed_url": base_url + source.path,
+            }
         items.append(item)
     feed["items"] = items
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -22,8 +22,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from feeds import catalog, pages, query, render
+from feeds import catalog, pages, query, render, topics
 from feeds.config import Config
+from feeds.errors import NotFoundError
 from feeds.model import State
 from feeds.store import Reader, Store
 
@@ -88,11 +89,15 @@ class _Entry:
 def _stamp(state: State, deps: Deps) -> tuple[int, ...] | None:
     if deps is None:
         return (state.generation,)
-    agencies = state.by_slug
-    found = [agencies.get(slug) for slug in deps]
-    if any(a is None for a in found):
+    generations = state.generations()
+    if any(dep not in generations for dep in deps):
         return None
-    return tuple(a.generation for a in found if a is not None)
+    return tuple(generations[dep] for dep in deps)
+
+
+#: What a document maker returns: the representation (None: no such document) and what
+#: it depends on (agency slugs and topic keys; None: everything).
+Made = tuple[Representation | None, Deps]
 
 
 class Site:
@@ -126,7 +131,7 @@ class Site:
             if self._state is not None and self._state.generation >= state.generation:
                 return
             self._state = state
-            self._gens = {a.slug: a.generation for a in state.agencies}
+            self._gens = state.generations()
             # Drop what this state made stale, so memory holds only servable bytes.
             for key in [k for k, e in self._cache.items() if not self._valid(e)]:
                 self._bytes -= self._cache.pop(key).size
@@ -137,7 +142,7 @@ class Site:
             return False
         if entry.deps is None:
             return entry.stamp == (state.generation,)
-        return entry.stamp == tuple(self._gens.get(slug, -1) for slug in entry.deps)
+        return entry.stamp == tuple(self._gens.get(dep, -1) for dep in entry.deps)
 
     def hit(self, key: Key) -> Representation | None:
         """The representation cached under ``key``, if still valid.
@@ -167,11 +172,7 @@ class Site:
                 self._bytes -= self._cache.popitem(last=False)[1].size
 
     def _cached(
-        self,
-        key: Key,
-        deps: Deps,
-        make: Callable[[Reader, State], Representation | None],
-        alias: Key | None = None,
+        self, key: Key, make: Callable[[Reader, State], Made], alias: Key | None = None
     ) -> Representation | None:
         made = self.hit(key)
         if made is not None:
@@ -179,10 +180,15 @@ class Site:
                 self._alias(alias, key)
             return made
         with self.store.read() as reader:
-            state = reader.state()
-            stamp = _stamp(state, deps)
-            made = make(reader, state)
+            known = self._state
+            # The state is a few rows per agency and topic: read again only if it moved.
+            if known is not None and known.generation == reader.generation():
+                state = known
+            else:
+                state = reader.state()
+            made, deps = make(reader, state)
         self._adopt(state)
+        stamp = _stamp(state, deps)
         # Misses are not kept: any number of unknown names must not grow the cache.
         if made is not None and stamp is not None:
             entry = _Entry(made, deps, stamp)
@@ -207,9 +213,23 @@ class Site:
         agencies = (state or self.state()).agencies
         return query.select(raw, [a.slug for a in agencies])
 
-    def _feed(self, doc: catalog.FeedDoc, extension: str, max_age: int) -> Representation:
+    def topic_key(self, kind: str, raw: str, state: State | None = None) -> str:
+        """The key (``kind/slug``) of the topic a URL names, its slug made canonical.
+
+        :class:`~feeds.errors.NotFoundError` for an unknown kind or a topic never found.
+        """
+        if not topics.is_kind(kind):
+            raise NotFoundError(f"no kind of topic {kind!r}")
+        key = f"{kind}/{topics.resolve(kind, raw) or raw}"
+        if (state or self.state()).topic(key) is None:
+            raise NotFoundError(f"no release has ever been about {kind}/{raw}")
+        return key
+
+    def _feed(self, doc: catalog.FeedDoc, extension: str, max_age: int) -> Made:
         body = render.render(doc, extension, self.config.base_url, self.config.websub_hub or None)
-        return Representation.of(body, CONTENT_TYPES[extension], doc.updated, max_age)
+        made = Representation.of(body, CONTENT_TYPES[extension], doc.updated, max_age)
+        deps = doc.deps
+        return made, deps
 
     def feed(
         self,
@@ -224,7 +244,7 @@ class Site:
         """
         page_size = self.config.page_size
 
-        def make(reader: Reader, state: State) -> Representation:
+        def make(reader: Reader, state: State) -> Made:
             if filters:
                 doc = catalog.filtered(reader, state, selection, filters, page_size)
             else:
@@ -232,7 +252,7 @@ class Site:
             return self._feed(doc, extension, self.config.max_age)
 
         key = ("feed", selection.name, extension, filters.canonical())
-        made = self._cached(key, selection.slugs, make, alias)
+        made = self._cached(key, make, alias)
         assert made is not None
         return made
 
@@ -241,33 +261,25 @@ class Site:
     ) -> Representation | None:
         """Archive page ``page`` of a feed; None if that page is not full (yet)."""
 
-        def make(reader: Reader, state: State) -> Representation | None:
+        def make(reader: Reader, state: State) -> Made:
             doc = catalog.archive(reader, state, selection, page, self.config.page_size)
-            return None if doc is None else self._feed(doc, extension, ARCHIVE_MAX_AGE)
+            if doc is None:
+                return None, selection.deps
+            return self._feed(doc, extension, ARCHIVE_MAX_AGE)
 
         key = ("archive", selection.name, extension, page)
-        return self._cached(key, selection.slugs, make)
+        return self._cached(key, make)
 
-    def _page(
-        self,
-        key: Key,
-        deps: Deps,
-        make: Callable[[Reader, State], tuple[bytes, datetime] | None],
-        content_type: str = CONTENT_TYPES["html"],
-    ) -> Representation | None:
-        def represent(reader: Reader, state: State) -> Representation | None:
-            made = make(reader, state)
-            if made is None:
-                return None
-            body, modified = made
-            return Representation.of(body, content_type, modified, self.config.max_age)
-
-        return self._cached(key, deps, represent)
+    def _html(self, body: bytes | None, modified: datetime, deps: Deps) -> Made:
+        if body is None:
+            return None, deps
+        return Representation.of(body, CONTENT_TYPES["html"], modified, self.config.max_age), deps
 
     def index_page(self) -> Representation:
         base_url = self.config.base_url
-        made = self._page(
-            ("page", "index"), None, lambda r, s: (pages.index(r, s, base_url), s.updated)
+        made = self._cached(
+            ("page", "index"),
+            lambda r, s: self._html(pages.index(r, s, base_url), s.updated, None),
         )
         assert made is not None
         return made
@@ -275,43 +287,75 @@ class Site:
     def agency_page(self, slug: str, page: int = 1) -> Representation | None:
         base_url = self.config.base_url
 
-        def make(reader: Reader, state: State) -> tuple[bytes, datetime] | None:
+        def make(reader: Reader, state: State) -> Made:
             found = state.agency(slug)
+            if found is None:
+                return None, (slug,)
             body = pages.agency(reader, state, slug, base_url, page)
-            return None if body is None or found is None else (body, found.feed_updated)
+            return self._html(body, found.feed_updated, (slug,))
 
-        return self._page(("page", "agency", slug, page), (slug,), make)
+        return self._cached(("page", "agency", slug, page), make)
+
+    def topics_page(self, kind: str | None = None) -> Representation | None:
+        """Every topic (of one kind, or all) with its release count; None for no such kind."""
+        if kind is not None and not topics.is_kind(kind):
+            return None
+        base_url = self.config.base_url
+        return self._cached(
+            ("page", "topics", kind or ""),
+            lambda r, s: self._html(pages.topics(s, base_url, kind), s.updated, None),
+        )
+
+    def topic_page(self, key: str, page: int = 1) -> Representation | None:
+        """One topic's releases, newest change first, paged like agency pages."""
+        base_url = self.config.base_url
+
+        def make(reader: Reader, state: State) -> Made:
+            found = state.topic(key)
+            if found is None:
+                return None, (key,)
+            body = pages.topic(reader, state, found, base_url, page)
+            # Its list names agencies: a renamed agency changes it too.
+            return self._html(body, found.feed_updated, (key, *(a.slug for a in state.agencies)))
+
+        return self._cached(("page", "topic", key, page), make)
 
     def opml(self) -> Representation:
         base_url = self.config.base_url
-        made = self._page(
-            ("opml",),
-            None,
-            lambda r, s: (pages.opml(s, base_url), s.updated),
-            CONTENT_TYPES["opml"],
-        )
+
+        def make(reader: Reader, state: State) -> Made:
+            body = pages.opml(state, base_url)
+            return Representation.of(
+                body, CONTENT_TYPES["opml"], state.updated, self.config.max_age
+            ), None
+
+        made = self._cached(("opml",), make)
+        assert made is not None
+        return made
+
+    def topics_opml(self) -> Representation:
+        base_url = self.config.base_url
+
+        def make(reader: Reader, state: State) -> Made:
+            body = pages.topics_opml(state, base_url)
+            return Representation.of(
+                body, CONTENT_TYPES["opml"], state.updated, self.config.max_age
+            ), None
+
+        made = self._cached(("topics-opml",), make)
         assert made is not None
         return made
 
     def release_page(self, uuid: str) -> Representation | None:
         """One release's page; it changes only with its agency's documents."""
         base_url = self.config.base_url
-        key: Key = ("page", "release", uuid)
-        cached = self.hit(key)
-        if cached is not None:
-            return cached
-        found = self._release_agency(uuid)
-        if found is None:
-            return None
 
-        def make(reader: Reader, state: State) -> tuple[bytes, datetime] | None:
-            agency = state.agency(found)
-            body = pages.release(reader, state, uuid, base_url)
-            return None if body is None or agency is None else (body, agency.feed_updated)
+        def make(reader: Reader, state: State) -> Made:
+            found = reader.release(uuid)
+            agency = state.agency(found.draft.agency_slug) if found else None
+            if found is None or agency is None:
+                return None, None
+            body = pages.release(found, state, base_url)
+            return self._html(body, agency.feed_updated, (agency.slug,))
 
-        return self._page(key, (found,), make)
-
-    def _release_agency(self, uuid: str) -> str | None:
-        with self.store.read() as reader:
-            release = reader.release(uuid)
-        return release.draft.agency_slug if release else None
+        return self._cached(("page", "release", uuid), make)

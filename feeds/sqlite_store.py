@@ -37,7 +37,17 @@ from feeds.errors import (
     StoreIOError,
     StoreUnavailable,
 )
-from feeds.model import Agency, Draft, Fingerprint, Problem, Release, State, SyncReport
+from feeds.model import (
+    Agency,
+    Draft,
+    Fingerprint,
+    Problem,
+    Release,
+    State,
+    SyncReport,
+    Topic,
+    TopicFeed,
+)
 from feeds.query import Filters
 from feeds.store import (
     SYNC_LOG_ROWS,
@@ -54,6 +64,8 @@ from feeds.store import (
     report_to_json,
     split_body,
     to_epoch,
+    topics_from_json,
+    topics_to_json,
 )
 
 log = logging.getLogger(__name__)
@@ -166,7 +178,8 @@ CREATE TABLE releases (
     present INTEGER NOT NULL,
     left_at INTEGER,
     win_content INTEGER,
-    win_idx INTEGER
+    win_idx INTEGER,
+    topics TEXT NOT NULL DEFAULT '[]'
 );
 CREATE UNIQUE INDEX releases_agency_pos ON releases(agency_slug, agency_pos);
 CREATE INDEX releases_agency_seq ON releases(agency_slug, seq, agency_pos);
@@ -190,7 +203,39 @@ CREATE TRIGGER releases_fts_update AFTER UPDATE OF title, body ON releases BEGIN
     VALUES ('delete', old.seq, old.title, old.body);
     INSERT INTO releases_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
 END;
-CREATE TABLE contents (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE);
+CREATE TABLE topics (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    name TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    members INTEGER NOT NULL DEFAULT 0,
+    present INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER,
+    generation INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (kind, slug)
+);
+CREATE TABLE release_topics (
+    topic INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    tagged INTEGER NOT NULL,
+    present INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    revised INTEGER NOT NULL,
+    left_at INTEGER,
+    PRIMARY KEY (topic, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX release_topics_pos ON release_topics(topic, pos);
+CREATE INDEX release_topics_seq ON release_topics(seq);
+CREATE INDEX release_topics_newest
+    ON release_topics(topic, updated DESC, revised DESC, seq DESC) WHERE present;
+CREATE TABLE contents (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    version TEXT NOT NULL,
+    UNIQUE (sha256, version)
+);
 CREATE TABLE files (
     name TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -216,6 +261,7 @@ CREATE TABLE copies (
     exact BLOB NOT NULL,
     weight INTEGER NOT NULL,
     draft TEXT,
+    topics TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (content, idx)
 ) WITHOUT ROWID;
 CREATE INDEX copies_id ON copies(id);
@@ -248,8 +294,14 @@ _V1_TABLES = frozenset(
 
 _RELEASE = (
     "seq, id, agency_slug, agency, channel, title, date_line, published, body, "
-    "content_hash, first_seen, updated, present, left_at"
+    "content_hash, first_seen, updated, present, left_at, topics"
 )
+#: The same columns for a topic's member: presence and departure are the membership's.
+_MEMBER = (
+    "r.seq, r.id, r.agency_slug, r.agency, r.channel, r.title, r.date_line, r.published,"
+    " r.body, r.content_hash, r.first_seen, r.updated, t.present, t.left_at, r.topics"
+)
+_TOPIC_NEWEST = "ORDER BY t.updated DESC, t.revised DESC, t.seq DESC"
 _NEWEST = "ORDER BY updated DESC, revised DESC, seq DESC"
 #: Releases fetched per query when a sync walks its candidates.
 _BATCH_VARIABLES = 500
@@ -274,6 +326,7 @@ def _release(row: Sequence[Any]) -> Release:
         updated=from_epoch(row[11]),
         present=bool(row[12]),
         left_at=from_epoch(row[13]) if row[13] is not None else None,
+        topics=topics_from_json(row[14]),
     )
 
 
@@ -522,9 +575,9 @@ class SQLiteStore:
     # -- writes ------------------------------------------------------------------
 
     @contextmanager
-    def sync_session(self, now: datetime) -> Iterator[SyncSession]:
+    def sync_session(self, now: datetime, version: str) -> Iterator[SyncSession]:
         with self._write() as conn:
-            yield _Session(conn, to_epoch(now))
+            yield _Session(conn, to_epoch(now), version)
 
     def listing_digest(self) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'listing'").fetchone()
@@ -611,7 +664,27 @@ class _Reader:
             )
         )
         releases = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM releases").fetchone()[0]
-        return State(int(meta["generation"]), from_epoch(int(meta["created"])), agencies, releases)
+        topics = tuple(
+            TopicFeed(
+                topic=Topic(r[0], r[1], r[2]),
+                first_seen=from_epoch(r[3]),
+                present_count=r[4],
+                members=r[5],
+                updated=from_epoch(r[6]) if r[6] is not None else None,
+                generation=r[7],
+            )
+            for r in conn.execute(
+                "SELECT kind, slug, name, first_seen, present, members, updated, generation"
+                " FROM topics ORDER BY kind, slug"
+            )
+        )
+        return State(
+            int(meta["generation"]), from_epoch(int(meta["created"])), agencies, releases, topics
+        )
+
+    def generation(self) -> int:
+        (value,) = self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(value)
 
     def _select(self, where: str, params: Sequence[Any], tail: str = "") -> list[Release]:
         rows = self._conn.execute(f"SELECT {_RELEASE} FROM releases WHERE {where} {tail}", params)
@@ -692,23 +765,12 @@ class _Reader:
         return list(merged)[offset : offset + limit]
 
     def search(self, slugs: tuple[str, ...] | None, filters: Filters, limit: int) -> list[Release]:
-        where = ["present"]
-        params: list[Any] = []
-        if filters.q:
-            where.append("seq IN (SELECT rowid FROM releases_fts WHERE releases_fts MATCH ?)")
-            params.append(match_expression(filters.q))
-        if filters.exclude:
-            where.append("seq NOT IN (SELECT rowid FROM releases_fts WHERE releases_fts MATCH ?)")
-            params.append(match_expression(filters.exclude).replace(" AND ", " OR "))
-        if filters.since is not None:
-            where.append("updated > ?")
-            # Stored times are whole seconds: after s means after its whole second.
-            params.append(math.floor(filters.since.timestamp()))
+        where, params = _search_terms(filters, "seq", "updated")
         if slugs is not None:
             where.append(f"agency_slug IN ({_marks(len(slugs))})")
             params.extend(slugs)
         params.append(limit)
-        return self._select(" AND ".join(where), params, f"{_NEWEST} LIMIT ?")
+        return self._select(" AND ".join(["present", *where]), params, f"{_NEWEST} LIMIT ?")
 
     def release(self, uuid: str) -> Release | None:
         found = self._select("id = ?", (f"urn:uuid:{uuid}",))
@@ -726,6 +788,69 @@ class _Reader:
                 yield release_id.removeprefix("urn:uuid:")
             after = rows[-1][0]
 
+    # -- topic feeds ---------------------------------------------------------------
+
+    def _topic(self, topic: str) -> int:
+        kind, _, slug = topic.partition("/")
+        row = self._conn.execute(
+            "SELECT id FROM topics WHERE kind = ? AND slug = ?", (kind, slug)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _members_of(self, where: str, params: Sequence[Any], tail: str) -> list[Release]:
+        rows = self._conn.execute(
+            f"SELECT {_MEMBER} FROM release_topics t JOIN releases r ON r.seq = t.seq"
+            f" WHERE {where} {tail}",
+            params,
+        )
+        return [_release(r) for r in rows]
+
+    def topic_members(self, topic: str, first: int, last: int) -> list[Release]:
+        return self._members_of(
+            "t.topic = ? AND t.pos BETWEEN ? AND ?",
+            (self._topic(topic), first, last),
+            "ORDER BY t.pos",
+        )
+
+    def topic_present_after(self, topic: str, position: int) -> list[Release]:
+        return self._members_of(
+            "t.topic = ? AND t.pos > ? AND t.present",
+            (self._topic(topic), position),
+            "ORDER BY t.pos",
+        )
+
+    def topic_newest(self, topic: str, limit: int, offset: int = 0) -> list[Release]:
+        return self._members_of(
+            "t.topic = ? AND t.present",
+            (self._topic(topic), limit, offset),
+            f"{_TOPIC_NEWEST} LIMIT ? OFFSET ?",
+        )
+
+    def topic_search(self, topic: str, filters: Filters, limit: int) -> list[Release]:
+        where, params = _search_terms(filters, "t.seq", "t.updated")
+        return self._members_of(
+            " AND ".join(["t.topic = ?", "t.present", *where]),
+            (self._topic(topic), *params, limit),
+            f"{_TOPIC_NEWEST} LIMIT ?",
+        )
+
+
+def _search_terms(filters: Filters, seq: str, updated: str) -> tuple[list[str], list[Any]]:
+    """WHERE terms and parameters for ``q``, ``exclude`` and ``since`` (full-text index)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if filters.q:
+        where.append(f"{seq} IN (SELECT rowid FROM releases_fts WHERE releases_fts MATCH ?)")
+        params.append(match_expression(filters.q))
+    if filters.exclude:
+        where.append(f"{seq} NOT IN (SELECT rowid FROM releases_fts WHERE releases_fts MATCH ?)")
+        params.append(match_expression(filters.exclude).replace(" AND ", " OR "))
+    if filters.since is not None:
+        where.append(f"{updated} > ?")
+        # Stored times are whole seconds: after s means after its whole second.
+        params.append(math.floor(filters.since.timestamp()))
+    return where, params
+
 
 def _newest_key(release: Release) -> tuple[float, bool, int]:
     # heapq.merge takes ascending runs: negate the newest-first order.
@@ -742,9 +867,16 @@ def _newest_key(release: Release) -> tuple[float, bool, int]:
 class _Session:
     """One sync's writes inside its transaction (see :class:`feeds.store.SyncSession`)."""
 
-    def __init__(self, conn: sqlite3.Connection, now: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, now: int, version: str) -> None:
         self._conn = conn
         self.now = now
+        self.version = version
+        # Topic bookkeeping of this sync: ids and names by key, next feed numbers, and
+        # per topic the change in present members and the latest moment written.
+        self._topic_ids: dict[tuple[str, str], tuple[int, str]] = {}
+        self._topic_pos: dict[int, int] = {}
+        self._topic_tally: dict[int, list[int]] = {}
+        self._retagged_agencies: set[str] = set()
         for table, columns in (
             ("seen", "name TEXT PRIMARY KEY"),
             ("old_contents", "content INTEGER PRIMARY KEY"),
@@ -757,25 +889,29 @@ class _Session:
     def file(self, name: str) -> FileRow | None:
         row = self._conn.execute(
             "SELECT f.size, f.mtime_ns, f.inode, c.sha256 FROM files f "
-            "JOIN contents c ON c.rowid = f.content WHERE f.name = ?",
-            (name,),
+            "JOIN contents c ON c.id = f.content AND c.version = ? WHERE f.name = ?",
+            (self.version, name),
         ).fetchone()
         return FileRow(name, Fingerprint(row[0], row[1], row[2]), row[3]) if row else None
 
     def has_content(self, sha256: str) -> bool:
-        found = self._conn.execute("SELECT 1 FROM contents WHERE sha256 = ?", (sha256,))
+        found = self._conn.execute(
+            "SELECT 1 FROM contents WHERE sha256 = ? AND version = ?", (sha256, self.version)
+        )
         return found.fetchone() is not None
 
     def add_content(self, sha256: str, copies: Iterable[Copy], problems: list[Problem]) -> None:
         conn = self._conn
-        content = conn.execute("INSERT INTO contents (sha256) VALUES (?)", (sha256,)).lastrowid
+        content = conn.execute(
+            "INSERT INTO contents (sha256, version) VALUES (?, ?)", (sha256, self.version)
+        ).lastrowid
         conn.executemany(
             "INSERT OR REPLACE INTO copies (content, idx, id, agency_slug, agency,"
-            " content_hash, exact, weight, draft) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " content_hash, exact, weight, draft, topics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (content, idx, c.id, c.draft.agency_slug, c.draft.agency,
                  bytes.fromhex(c.content_hash), exact_digest(c.draft), c.weight,
-                 draft_to_json(c.draft))
+                 draft_to_json(c.draft), topics_to_json(c.topics))
                 for idx, c in enumerate(copies)
             ),
         )  # fmt: skip
@@ -795,7 +931,7 @@ class _Session:
         conn = self._conn
         fp = row.fingerprint
         (content,) = conn.execute(
-            "SELECT rowid FROM contents WHERE sha256 = ?", (row.sha256,)
+            "SELECT id FROM contents WHERE sha256 = ? AND version = ?", (row.sha256, self.version)
         ).fetchone()
         conn.execute(
             "INSERT OR IGNORE INTO old_contents (content)"
@@ -880,18 +1016,18 @@ class _Session:
         positions = {r[0]: r[1] + 1 for r in conn.execute("SELECT slug, members FROM agencies")}
         return int(next_seq), positions
 
-    def _take_text(self, decision: Decision) -> Draft | None:
-        """Move texts for a release whose winning copy changes; the new winner's text.
+    def _take_text(self, decision: Decision) -> tuple[Draft | None, tuple[Topic, ...] | None]:
+        """Move texts for a release whose winning copy changes; the new winner's text and topics.
 
         A copy's text is kept in its own row only while it loses: the winner's text
-        lives in the release. None when the release's text stays as it is.
+        lives in the release. ``(None, None)`` when the release keeps what it has.
         """
         conn = self._conn
         best, held = decision.winner, decision.held
         assert best is not None
         old = held.winner if held is not None else None
         if old == best.key:
-            return None
+            return None, None
         if held is not None and old is not None:
             # The copy that spoke for the release until now keeps its text as a loser.
             (current,) = self._select_release(decision.id)
@@ -900,42 +1036,86 @@ class _Session:
                 (draft_to_json(current.draft), old[0], old[1]),
             )
         row = conn.execute(
-            "SELECT draft FROM copies WHERE content = ? AND idx = ?", best.key
+            "SELECT draft, topics FROM copies WHERE content = ? AND idx = ?", best.key
         ).fetchone()
         conn.execute("UPDATE copies SET draft = NULL WHERE content = ? AND idx = ?", best.key)
-        return draft_from_json(row[0]) if row and row[0] is not None else None
+        draft = draft_from_json(row[0]) if row[0] is not None else None
+        return draft, topics_from_json(row[1])
 
     def _select_release(self, release_id: str) -> list[Release]:
         rows = self._conn.execute(f"SELECT {_RELEASE} FROM releases WHERE id = ?", (release_id,))
         return [_release(r) for r in rows]
 
+    def _apply_new(self, decisions: list[Decision]) -> None:
+        """Insert brand-new releases a batch at a time: a first sync is mostly these."""
+        conn = self._conn
+        now = self.now
+        keys = [d.winner.key for d in decisions if d.winner is not None]
+        rows = {
+            (r[0], r[1]): (r[2], r[3])
+            for r in conn.execute(
+                "SELECT content, idx, draft, topics FROM copies WHERE (content, idx) IN"
+                f" (VALUES {','.join(['(?, ?)'] * len(keys))})",
+                [part for key in keys for part in key],
+            )
+        }
+        releases = []
+        memberships = []
+        for d in decisions:
+            best = d.winner
+            assert best is not None
+            text, topics_text = rows[best.key]
+            draft = draft_from_json(text)
+            named = sorted(
+                ((self._topic_id(t), t) for t in topics_from_json(topics_text)),
+                key=lambda n: (n[1].kind, n[1].slug),
+            )
+            stored = [Topic(t.kind, t.slug, name) for (_, name), t in named]
+            releases.append(
+                (d.seq, d.id, best.agency_slug, draft.agency, draft.channel, draft.title,
+                 _iso(draft.date_line), _iso(draft.published), join_body(draft.paragraphs),
+                 bytes.fromhex(best.content_hash), now, now, 1, None, topics_to_json(stored),
+                 best.exact, d.agency_pos, best.content, best.idx)
+            )  # fmt: skip
+            for (topic_id, _), _topic in named:
+                memberships.append((topic_id, d.seq, self._next_pos(topic_id), now))
+                tally = self._topic_tally.setdefault(topic_id, [0, 0, 0])
+                tally[0] += 1
+                tally[1] = max(tally[1], now)
+                tally[2] = 1
+        conn.executemany(
+            f"INSERT INTO releases ({_RELEASE}, exact, agency_pos, revised, win_content,"
+            " win_idx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+            releases,
+        )
+        conn.executemany("UPDATE copies SET draft = NULL WHERE content = ? AND idx = ?", keys)
+        conn.executemany(
+            "INSERT INTO release_topics (topic, seq, pos, tagged, present, updated, revised)"
+            " VALUES (?, ?, ?, 1, 1, ?, 0)",
+            memberships,
+        )
+
     def apply(self, decisions: Sequence[Decision]) -> None:
         conn = self._conn
         now = self.now
+        fresh = [d for d in decisions if d.kind == "new"]
+        if fresh:
+            self._apply_new(fresh)
         for d in decisions:
             kind = d.kind
-            if kind == "same":
+            if kind in ("same", "new"):
                 continue
             if kind == "gone":
+                assert d.held is not None
                 conn.execute(
                     "UPDATE releases SET present = 0, left_at = ? WHERE id = ?", (now, d.id)
                 )
+                self._retag(d.held.seq, d.held.agency_slug, None, False, d.updated, True)
                 continue
             best = d.winner
             assert best is not None
-            draft = self._take_text(d)
+            draft, topics = self._take_text(d)
             winner = (best.content, best.idx)
-            if kind == "new":
-                assert draft is not None
-                conn.execute(
-                    f"INSERT INTO releases ({_RELEASE}, exact, agency_pos, revised, win_content,"
-                    " win_idx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                    (d.seq, d.id, best.agency_slug, draft.agency, draft.channel, draft.title,
-                     _iso(draft.date_line), _iso(draft.published), join_body(draft.paragraphs),
-                     bytes.fromhex(best.content_hash), now, now, 1, None, best.exact,
-                     d.agency_pos, *winner),
-                )  # fmt: skip
-                continue
             if draft is not None:
                 conn.execute(
                     "UPDATE releases SET agency = ?, channel = ?, title = ?, date_line = ?,"
@@ -950,6 +1130,107 @@ class _Session:
                 (bytes.fromhex(best.content_hash), best.exact, best.agency_slug, d.updated,
                  d.updated, *winner, d.id),
             )  # fmt: skip
+            self._retag(d.seq, best.agency_slug, topics, True, d.updated, kind != "moved")
+
+    # -- topics ------------------------------------------------------------------
+
+    def _topic_id(self, topic: Topic) -> tuple[int, str]:
+        """The topic's row (created at first sight) and its display name."""
+        key = (topic.kind, topic.slug)
+        found = self._topic_ids.get(key)
+        if found is None:
+            row = self._conn.execute(
+                "SELECT id, name FROM topics WHERE kind = ? AND slug = ?", key
+            ).fetchone()
+            if row is None:
+                topic_id = self._conn.execute(
+                    "INSERT INTO topics (kind, slug, name, first_seen) VALUES (?, ?, ?, ?)",
+                    (topic.kind, topic.slug, topic.name, self.now),
+                ).lastrowid
+                assert topic_id is not None
+                row = (topic_id, topic.name)
+            found = self._topic_ids[key] = (int(row[0]), str(row[1]))
+        return found
+
+    def _next_pos(self, topic_id: int) -> int:
+        pos = self._topic_pos.get(topic_id)
+        if pos is None:
+            (pos,) = self._conn.execute(
+                "SELECT COALESCE(MAX(pos), 0) + 1 FROM release_topics WHERE topic = ?",
+                (topic_id,),
+            ).fetchone()
+        self._topic_pos[topic_id] = pos + 1
+        return int(pos)
+
+    def _retag(
+        self,
+        seq: int,
+        agency_slug: str,
+        wanted: tuple[Topic, ...] | None,
+        present: bool,
+        updated: int,
+        visible: bool,
+    ) -> None:
+        """Bring a release's topic memberships up to date.
+
+        ``wanted`` is its topics now (None: unchanged). A membership is never deleted:
+        a release that loses a topic or leaves the seeds keeps its number in the
+        topic's feed and stops being present there, as in an agency's feed.
+        """
+        conn = self._conn
+        rows = {
+            r[0]: (bool(r[1]), bool(r[2]), r[3])
+            for r in conn.execute(
+                "SELECT topic, tagged, present, updated FROM release_topics WHERE seq = ?", (seq,)
+            )
+        }
+        if wanted is None:
+            tagged_ids = {topic for topic, row in rows.items() if row[0]}
+        else:
+            named = [(self._topic_id(t), t) for t in wanted]
+            tagged_ids = {topic_id for (topic_id, _), _ in named}
+            stored = [
+                Topic(t.kind, t.slug, name)
+                for (_, name), t in sorted(named, key=lambda n: n[1].key)
+            ]
+            text = topics_to_json(stored)
+            changed = conn.execute(
+                "UPDATE releases SET topics = ? WHERE seq = ? AND topics != ?", (text, seq, text)
+            ).rowcount
+            if changed:
+                self._retagged_agencies.add(agency_slug)
+        revised = int(
+            conn.execute("SELECT revised FROM releases WHERE seq = ?", (seq,)).fetchone()[0]
+        )
+        for topic_id in set(rows) | tagged_ids:
+            tagged = topic_id in tagged_ids
+            now_present = tagged and present
+            tally = self._topic_tally.setdefault(topic_id, [0, 0, 0])
+            row = rows.get(topic_id)
+            if row is None:
+                conn.execute(
+                    "INSERT INTO release_topics (topic, seq, pos, tagged, present, updated,"
+                    " revised) VALUES (?, ?, ?, 1, ?, ?, ?)",
+                    (topic_id, seq, self._next_pos(topic_id), int(now_present), updated, revised),
+                )
+                tally[0] += int(now_present)
+                tally[1] = max(tally[1], updated if now_present else 0)
+                tally[2] = 1
+                continue
+            was_tagged, was_present, was_updated = row
+            if (was_tagged, was_present, was_updated) != (tagged, now_present, updated):
+                left = self.now if was_present and not now_present else None
+                conn.execute(
+                    "UPDATE release_topics SET tagged = ?, present = ?, updated = ?, revised = ?,"
+                    " left_at = COALESCE(?, left_at) WHERE topic = ? AND seq = ?",
+                    (int(tagged), int(now_present), updated, revised, left, topic_id, seq),
+                )
+                tally[0] += int(now_present) - int(was_present)
+                moment = left if left is not None else (updated if now_present else 0)
+                tally[1] = max(tally[1], moment)
+                tally[2] = 1
+            elif visible and now_present:
+                tally[2] = 1  # its entry's text changed: the topic's documents did too
 
     def settle(self, tally: Tally, problems: list[Problem]) -> Settled:
         conn = self._conn
@@ -993,6 +1274,9 @@ class _Session:
             )
             if t.visible or held is None or (best is not None and best[0] != held[0]):
                 changed.append(slug)
+        for slug in sorted(self._retagged_agencies - set(changed)):
+            changed.append(slug)  # its entries' categories changed
+        topics_changed = self._settle_topics()
         conn.execute("DELETE FROM problems")
         conn.executemany(
             "INSERT INTO problems (path, line, message, severity) VALUES (?, ?, ?, ?)",
@@ -1000,14 +1284,40 @@ class _Session:
         )
         (generation,) = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         generation = int(generation)
-        if tally.written or changed:
+        if tally.written or changed or topics_changed:
             generation += 1
             conn.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
             conn.executemany(
                 "UPDATE agencies SET generation = ? WHERE slug = ?",
                 [(generation, slug) for slug in changed],
             )
-        return Settled(generation, tuple(changed))
+            conn.executemany(
+                "UPDATE topics SET generation = ? WHERE id = ?",
+                [(generation, topic_id) for topic_id, _ in topics_changed],
+            )
+        return Settled(
+            generation, tuple(sorted(changed)), tuple(sorted(key for _, key in topics_changed))
+        )
+
+    def _settle_topics(self) -> list[tuple[int, str]]:
+        """Each touched topic's totals; the (id, key) of those whose documents changed."""
+        conn = self._conn
+        changed = []
+        for topic_id, (present, moment, touched) in sorted(self._topic_tally.items()):
+            if not touched:
+                continue
+            conn.execute(
+                "UPDATE topics SET present = present + ?,"
+                " members = (SELECT COALESCE(MAX(pos), 0) FROM release_topics WHERE topic = ?),"
+                " updated = CASE WHEN ? > COALESCE(updated, 0) THEN ? ELSE updated END"
+                " WHERE id = ?",
+                (present, topic_id, moment, moment, topic_id),
+            )
+            kind, slug = conn.execute(
+                "SELECT kind, slug FROM topics WHERE id = ?", (topic_id,)
+            ).fetchone()
+            changed.append((topic_id, f"{kind}/{slug}"))
+        return changed
 
     def finish(self, report: SyncReport, listing_digest: str | None) -> None:
         self._conn.execute(
@@ -1040,7 +1350,10 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
     _create(conn)
     conn.execute("INSERT INTO meta SELECT key, value FROM v1_meta WHERE key != 'listing'")
     conn.execute("INSERT INTO syncs SELECT * FROM v1_syncs")
-    conn.execute("INSERT INTO contents (sha256) SELECT sha256 FROM v1_contents ORDER BY rowid")
+    # Parsed by an older parser, without topics: every file is read again at the next sync.
+    conn.execute(
+        "INSERT INTO contents (sha256, version) SELECT sha256, 'v1' FROM v1_contents ORDER BY rowid"
+    )
     conn.execute(
         "INSERT INTO files (name, size, mtime_ns, inode, content)"
         " SELECT f.name, f.size, f.mtime_ns, f.inode, c.rowid FROM v1_files f"
@@ -1082,7 +1395,7 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
     )
     conn.executemany(
         f"INSERT INTO releases ({_RELEASE}, exact, agency_pos, revised, win_content, win_idx)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?)",
         (_v1_release(r) for r in releases.fetchall()),
     )
     conn.execute(

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from feeds.decide import Candidate, Decision, Tally
 from feeds.errors import StoreError
-from feeds.model import Draft, Fingerprint, Problem, Release, State, SyncReport
+from feeds.model import Draft, Fingerprint, Problem, Release, State, SyncReport, Topic
 from feeds.query import Filters
 
 #: How many sync log rows to keep.
@@ -56,6 +56,8 @@ class Copy:
     content_hash: str
     weight: int
     """How much text it has: among copies of one release, the heaviest wins."""
+    topics: tuple[Topic, ...] = ()
+    """What its text is about; the release takes them with the text when this copy wins."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class Settled:
     generation: int
     agencies: tuple[str, ...]
     """Slugs of agencies whose documents changed."""
+    topics: tuple[str, ...] = ()
+    """Keys (``kind/slug``) of topics whose documents changed."""
 
 
 # -- shared encodings: every backend stores drafts and times the same way ----------
@@ -126,6 +130,14 @@ def split_body(body: str) -> tuple[str, ...]:
     return tuple(body.split(PARAGRAPH_BREAK)) if body else ()
 
 
+def topics_to_json(topics: Sequence[Topic]) -> str:
+    return json.dumps([[t.kind, t.slug, t.name] for t in topics], ensure_ascii=False)
+
+
+def topics_from_json(text: str | None) -> tuple[Topic, ...]:
+    return tuple(Topic(kind, slug, name) for kind, slug, name in json.loads(text or "[]"))
+
+
 def report_to_json(report: SyncReport) -> str:
     return json.dumps(
         {
@@ -160,7 +172,11 @@ class Reader(Protocol):
     """
 
     def state(self) -> State:
-        """Generation, creation time and every agency with its totals."""
+        """Generation, creation time, every agency and topic with its totals."""
+        ...
+
+    def generation(self) -> int:
+        """The generation this transaction sees (a cheap check before :meth:`state`)."""
         ...
 
     def members(self, slugs: tuple[str, ...] | None, first: int, last: int) -> list[Release]:
@@ -182,6 +198,19 @@ class Reader(Protocol):
     def release(self, uuid: str) -> Release | None:
         """One release by the UUID part of its ID, present or not."""
         ...
+
+    # A topic's feed (``topic`` is its key, ``kind/slug``): the releases ever tagged with
+    # it, numbered in the order they were tagged. A release that loses the topic, or
+    # leaves the seeds, stays a member that is not present (its ``present`` and
+    # ``left_at`` here are the membership's).
+
+    def topic_members(self, topic: str, first: int, last: int) -> list[Release]: ...
+
+    def topic_present_after(self, topic: str, position: int) -> list[Release]: ...
+
+    def topic_newest(self, topic: str, limit: int, offset: int = 0) -> list[Release]: ...
+
+    def topic_search(self, topic: str, filters: Filters, limit: int) -> list[Release]: ...
 
     def uuids(self) -> Iterator[str]:
         """The UUID of every release ever seen, by number (for the static export)."""
@@ -261,8 +290,12 @@ class Store(Protocol):
         """One read transaction."""
         ...
 
-    def sync_session(self, now: datetime) -> AbstractContextManager[SyncSession]:
-        """One sync as one write transaction: committed if the block ends, else rolled back."""
+    def sync_session(self, now: datetime, version: str) -> AbstractContextManager[SyncSession]:
+        """One sync as one write transaction: committed if the block ends, else rolled back.
+
+        ``version`` names the parser and topic rules: content parsed under another
+        version counts as unknown, so every file is read and parsed again once.
+        """
         ...
 
     def listing_digest(self) -> str | None:

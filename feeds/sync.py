@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from feeds import decide, ids, parse, scan
+from feeds import decide, ids, parse, scan, topics
 from feeds.errors import FeedsError, SeedDirError, StoreError, SyncBusyError
 from feeds.model import SAMPLE_IDS, Draft, Problem, SyncReport
 from feeds.store import Copy, FileRow, Store, to_epoch
@@ -72,9 +72,15 @@ def draft_id(draft: Draft) -> str:
 
 
 def to_copy(draft: Draft) -> Copy:
-    """A draft as the store keeps it; its weight (text length) decides between copies."""
+    """A draft as the store keeps it, with its topics; its weight decides between copies."""
     body = squashed_body(draft)
-    return Copy(draft_id(draft), draft, draft_hash(draft, body), len(body))
+    found = topics.extract(draft.title, draft.paragraphs)
+    return Copy(draft_id(draft), draft, draft_hash(draft, body), len(body), found)
+
+
+#: What stored content was parsed with: a new parser or new topic rules make every
+#: file count as unread once, so every release is parsed and tagged anew.
+CONTENT_VERSION = f"parse-{parse.PARSER_VERSION}.topics-{topics.RULES_VERSION}"
 
 
 #: Per store, the newest failed sync it could not record (a full disk, a read-only
@@ -152,7 +158,9 @@ def _sync(
     now = started.replace(microsecond=0)
     # Taken before anything is read: a change after this point makes the next digest
     # differ, so the next sync reads again.
-    digest, names = scan.listing_digest(seed_dir)
+    listing, names = scan.listing_digest(seed_dir)
+    # New parser or topic rules: the same listing must be read again.
+    digest = f"{CONTENT_VERSION}:{listing}"
     if digest == store.listing_digest():
         # Nothing was added, removed or touched since the last complete sync: open nothing.
         seen = store.file_count()
@@ -168,7 +176,7 @@ def _sync(
     problems: list[Problem] = []
     done = read = skipped = size = 0
     complete = True
-    with store.sync_session(now) as session:
+    with store.sync_session(now, CONTENT_VERSION) as session:
         # One file at a time, in directory order: memory holds one file's text and
         # releases, never the listing or the corpus.
         for found in scan.iter_seeds(seed_dir):
@@ -228,6 +236,7 @@ def _sync(
             counts=dict(tally.counts),
             problems=tuple(store.problems()),  # this transaction sees its own writes
             agencies=settled.agencies,
+            topics=settled.topics,
             generation=settled.generation,
         )
         session.finish(report, digest if complete else None)
@@ -249,7 +258,6 @@ def locked_sync(
     A lock that cannot be taken at all (a read-only mount, say) fails the sync like any
     other store trouble: reported, never raised.
     """
-    started = clock()
     try:
         with store.sync_lock(blocking=blocking) as acquired:
             if not acquired:
@@ -257,5 +265,5 @@ def locked_sync(
             return sync(
                 store, seed_dir, max_file_bytes=max_file_bytes, clock=clock, progress=progress
             )
-    except StoreError as exc:
-        return _failed(store, seed_dir, started, clock, exc)
+    except StoreError as exc:  # the clock is read only once the lock is ours, or here
+        return _failed(store, seed_dir, clock(), clock, exc)

@@ -68,14 +68,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal, get_args
+from typing import get_args
 
 import ahocorasick
+
+from feeds.model import Topic, TopicKind
 
 RULES_VERSION = 1
 """Bump whenever the rules or the country table change: stored topics are then re-tagged."""
 
-Kind = Literal["countries", "operations", "crime-areas"]
+Kind = TopicKind
 
 KINDS: Mapping[Kind, str] = {
     "countries": "Countries",
@@ -106,15 +108,6 @@ crime_area_names = CRIME_AREAS
 
 MIN_BODY_SENTENCES = 1
 """Body sentences (outside the lead and boilerplate) that make a crime area count."""
-
-
-@dataclass(frozen=True, slots=True)
-class Topic:
-    """One topic of a release: its kind, its slug (the URL part) and its display name."""
-
-    kind: Kind
-    slug: str
-    name: str
 
 
 def extract(title: str, paragraphs: Sequence[str]) -> tuple[Topic, ...]:

@@ -28,6 +28,7 @@ bp = Blueprint("feeds", __name__)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,199}")
 _FEED = re.compile(r"(?P<name>[a-z0-9+-]{1,2000})\.(?P<ext>atom|rss|json)")
+_TOPIC_FEED = re.compile(r"(?P<slug>[^/]{1,200})\.(?P<ext>atom|rss|json)")
 _ARCHIVE = re.compile(r"(?P<page>[1-9][0-9]{0,8})\.(?P<ext>atom|rss|json)")
 FORMATS = ("atom", "rss", "json")
 HTML = "text/html; charset=utf-8"
@@ -148,6 +149,79 @@ def archive(name: str, spec: str) -> Response:
     rep = site.archive(selection, int(match["page"]), match["ext"])
     if rep is None:
         raise NotFoundError(f"archive page {match['page']} of {name!r} is not full yet")
+    return send(rep)
+
+
+@bp.get("/feeds/topics/<kind>/<spec>")
+def topic_feed(kind: str, spec: str) -> Response:
+    site = _site()
+    key = ("url", f"topics/{kind}/{spec}", request.query_string.decode("latin-1"))
+    rep = site.hit(key)
+    if rep is not None:
+        return send(rep)
+    match = _TOPIC_FEED.fullmatch(spec)
+    if match is None:
+        raise NotFoundError(f"no feed {spec!r}")
+    topic = site.topic_key(kind, match["slug"])
+    if topic != f"{kind}/{match['slug']}":  # a name or alias: the code is canonical
+        return _redirect(f"/feeds/topics/{topic}.{match['ext']}")
+    return send(site.feed(query.topic_selection(topic), match["ext"], _filters(), alias=key))
+
+
+@bp.get("/feeds/topics/<kind>/<slug>/archive/<spec>")
+def topic_archive(kind: str, slug: str, spec: str) -> Response:
+    match = _ARCHIVE.fullmatch(spec)
+    if match is None:
+        raise NotFoundError(f"no archive page {spec!r}")
+    site = _site()
+    topic = site.topic_key(kind, slug)
+    if topic != f"{kind}/{slug}":
+        return _redirect(f"/feeds/topics/{topic}/archive/{spec}")
+    if _filters():
+        raise BadRequestError("filters", "apply to feeds, not to archive pages")
+    rep = site.archive(query.topic_selection(topic), int(match["page"]), match["ext"])
+    if rep is None:
+        raise NotFoundError(f"archive page {match['page']} of {topic!r} is not full yet")
+    return send(rep)
+
+
+@bp.get("/topics")
+def topics_index() -> Response:
+    rep = _site().topics_page()
+    assert rep is not None
+    return send(rep)
+
+
+@bp.get("/topics/<kind>")
+def topics_of_kind(kind: str) -> Response:
+    """A kind's topics: the ``scheme`` of every topic category names this page."""
+    rep = _site().topics_page(kind)
+    if rep is None:
+        raise NotFoundError(f"no kind of topic {kind!r}")
+    return send(rep)
+
+
+@bp.get("/topics.opml")
+def topics_opml() -> Response:
+    return send(_site().topics_opml())
+
+
+@bp.get("/topics/<kind>/<slug>")
+def topic(kind: str, slug: str) -> Response:
+    return topic_page(kind, slug, "1")
+
+
+@bp.get("/topics/<kind>/<slug>/page/<number>")
+def topic_page(kind: str, slug: str, number: str) -> Response:
+    site = _site()
+    topic = site.topic_key(kind, slug)
+    if topic != f"{kind}/{slug}":
+        suffix = f"/page/{number}" if "/page/" in request.path else ""
+        return _redirect(f"/topics/{topic}{suffix}")
+    valid = number.isascii() and number.isdigit() and len(number) < 9
+    rep = site.topic_page(topic, int(number)) if valid else None
+    if rep is None:
+        raise NotFoundError(f"topic {topic!r} page {number!r}")
     return send(rep)
 
 

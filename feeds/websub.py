@@ -22,13 +22,13 @@ FORMATS = ("atom", "rss", "json")
 
 
 def changed_feed_urls(report: SyncReport, base_url: str) -> list[str]:
-    """Every feed URL whose document this sync changed: the combined feed and each agency's.
+    """Every feed URL whose document this sync changed: the combined feed, agencies', topics'.
 
     Multi-agency and filtered feeds are not enumerable; their subscribers poll.
     """
-    if not report.agencies:
+    if not report.agencies and not report.topics:
         return []
-    names = ["all", *report.agencies]
+    names = ["all", *report.agencies, *(f"topics/{key}" for key in report.topics)]
     return [f"{base_url}/feeds/{name}.{ext}" for name in names for ext in FORMATS]
 
 
@@ -58,7 +58,7 @@ def after_sync(report: SyncReport, hub: str, base_url: str) -> None:
 
 def after_sync_in_background(report: SyncReport, hub: str, base_url: str) -> None:
     """:func:`after_sync` without waiting for the hub (used while the app starts)."""
-    if hub and report.ok and report.agencies:
+    if hub and report.ok and (report.agencies or report.topics):
         threading.Thread(
             target=after_sync, args=(report, hub, base_url), name="websub-ping", daemon=True
         ).start()

@@ -257,6 +257,17 @@ def _paged(client: FlaskClient, prefix: str, suffix: str = "") -> Iterator[Captu
         number += 1
 
 
+def _topic_keys(opml: bytes) -> list[str]:
+    """Every topic ever found (``kind/slug``), from the topics' OPML list."""
+    prefix = f"{BASE_URL}/feeds/topics/"
+    keys = []
+    for outline in etree.fromstring(opml).iter("outline"):
+        url = outline.get("xmlUrl") or ""
+        if url.startswith(prefix):
+            keys.append(url.removeprefix(prefix).removesuffix(".atom"))
+    return keys
+
+
 def capture(corpus: Corpus, client: FlaskClient) -> list[Captured]:
     """Every document the corpus's app serves at a public URL, in a fixed order."""
     slugs = _agency_slugs(client)
@@ -284,6 +295,17 @@ def capture(corpus: Corpus, client: FlaskClient) -> list[Captured]:
     for slug in slugs:
         take(f"/agencies/{slug}")
         for page in _paged(client, f"/agencies/{slug}/page/"):
+            done[page.url] = page
+    take("/topics")
+    for kind in ("countries", "operations", "crime-areas"):
+        take(f"/topics/{kind}")
+    for topic in _topic_keys(take("/topics.opml").body):
+        for extension in FORMATS:
+            take(f"/feeds/topics/{topic}.{extension}")
+            for page in _paged(client, f"/feeds/topics/{topic}/archive/", f".{extension}"):
+                done[page.url] = page
+        take(f"/topics/{topic}")
+        for page in _paged(client, f"/topics/{topic}/page/"):
             done[page.url] = page
     release_ids |= _seed_ids(corpus)
     for release_id in sorted(release_ids):

@@ -23,6 +23,7 @@ import pytest
 from flask import Flask
 
 from feeds import decide, sqlite_store
+from feeds.errors import StoreError
 from feeds.sqlite_store import SQLiteStore
 from feeds.sync import sync
 
@@ -146,7 +147,7 @@ def test_an_interrupted_migration_leaves_the_v1_store_usable(
         raise OSError("power cut")
 
     monkeypatch.setattr(sqlite_store, "_v1_release", fail)
-    with pytest.raises(OSError, match="power cut"):
+    with pytest.raises(StoreError, match="power cut"):
         SQLiteStore(database).initialize(T0)
     with closing(sqlite3.connect(database)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1

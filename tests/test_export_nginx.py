@@ -27,6 +27,7 @@ import feedparser
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from lxml import etree
 from werkzeug.test import TestResponse
 
 from feeds import cli
@@ -77,7 +78,9 @@ def url_path(relative: str) -> str:
     """The URL path an exported file answers at (what deploy/nginx-static.conf maps)."""
     if relative == "index.html":
         return "/"
-    if relative.startswith(("agencies/", "releases/")):
+    if relative == "topics.html":
+        return "/topics"
+    if relative.startswith(("agencies/", "releases/", "topics/")):
         assert relative.endswith(".html"), relative
         return "/" + relative.removesuffix(".html")
     return "/" + relative
@@ -261,6 +264,26 @@ def test_export_holds_every_document(exported: Exported) -> None:
         releases |= {str(item["url"]).removeprefix(exported.base) for item in items}
     assert len(releases) == 10 + sum(count for _, count in GENERATED)
     expected |= releases
+    # Every topic ever found: its page and its feeds (archives where a page is full).
+    expected |= {"/topics", "/topics.opml"}
+    expected |= {f"/topics/{kind}" for kind in ("countries", "operations", "crime-areas")}
+    opml = etree.fromstring(exported.app_get("/topics.opml").data)
+    topics = [
+        str(o.get("xmlUrl")).removeprefix(exported.base + "/feeds/topics/").removesuffix(".atom")
+        for o in opml.iter("outline")
+        if o.get("xmlUrl")
+    ]
+    assert topics, "the generated seeds name no topic"
+    for topic in topics:
+        expected |= {f"/topics/{topic}"} | {f"/feeds/topics/{topic}.{ext}" for ext in FORMATS}
+        number = 1
+        while client.get(f"/feeds/topics/{topic}/archive/{number}.atom").status_code == 200:
+            expected |= {f"/feeds/topics/{topic}/archive/{number}.{ext}" for ext in FORMATS}
+            number += 1
+        pages = 2
+        while client.get(f"/topics/{topic}/page/{pages}").status_code == 200:
+            expected.add(f"/topics/{topic}/page/{pages}")
+            pages += 1
     assert set(exported.paths) == expected, (
         f"missing: {sorted(expected - set(exported.paths))[:10]}, "
         f"unexpected: {sorted(set(exported.paths) - expected)[:10]}"
@@ -292,7 +315,11 @@ def test_nginx_sends_the_apps_bytes_and_headers(exported: Exported) -> None:
 
 
 def test_html_pages_carry_the_apps_security_headers(exported: Exported) -> None:
-    html = [p for p in exported.paths if p == "/" or p.startswith(("/agencies/", "/releases/"))]
+    html = [
+        p
+        for p in exported.paths
+        if p in ("/", "/topics") or p.startswith(("/agencies/", "/releases/", "/topics/"))
+    ]
     assert len(html) > 100
     failures: list[str] = []
     for path in html:
@@ -364,7 +391,9 @@ def json_feed_ids(path: str, body: bytes) -> list[str]:
 
 def test_every_feed_parses(exported: Exported) -> None:
     feeds = [p for p in exported.paths if p.startswith("/feeds/") and p.endswith(FORMATS)]
-    assert len(feeds) == 6 * 3 + 2 * 2 * 3
+    agency_feeds = [p for p in feeds if not p.startswith("/feeds/topics/")]
+    assert len(agency_feeds) == 6 * 3 + 2 * 2 * 3
+    assert len(feeds) > len(agency_feeds), "no topic feed was exported"
     for path in feeds:
         reply = exported.get(path)
         assert reply.status == 200, path
