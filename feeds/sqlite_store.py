@@ -56,6 +56,7 @@ from feeds.store import (
     Reader,
     Settled,
     SyncSession,
+    digest_of,
     draft_from_json,
     draft_to_json,
     exact_digest,
@@ -905,16 +906,12 @@ class _Session:
         content = conn.execute(
             "INSERT INTO contents (sha256, version) VALUES (?, ?)", (sha256, self.version)
         ).lastrowid
+        assert content is not None
         conn.executemany(
             "INSERT OR REPLACE INTO copies (content, idx, id, agency_slug, agency,"
             " content_hash, exact, weight, draft, topics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (content, idx, c.id, c.draft.agency_slug, c.draft.agency,
-                 bytes.fromhex(c.content_hash), exact_digest(c.draft), c.weight,
-                 draft_to_json(c.draft), topics_to_json(c.topics))
-                for idx, c in enumerate(copies)
-            ),
-        )  # fmt: skip
+            (_copy_row(content, idx, c) for idx, c in enumerate(copies)),
+        )
         conn.execute(
             "INSERT OR IGNORE INTO affected (id) SELECT id FROM copies WHERE content = ?",
             (content,),
@@ -1051,12 +1048,14 @@ class _Session:
         conn = self._conn
         now = self.now
         keys = [d.winner.key for d in decisions if d.winner is not None]
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS fresh (content INTEGER, idx INTEGER)")
+        conn.execute("DELETE FROM temp.fresh")
+        conn.executemany("INSERT INTO temp.fresh (content, idx) VALUES (?, ?)", keys)
         rows = {
             (r[0], r[1]): (r[2], r[3])
             for r in conn.execute(
-                "SELECT content, idx, draft, topics FROM copies WHERE (content, idx) IN"
-                f" (VALUES {','.join(['(?, ?)'] * len(keys))})",
-                [part for key in keys for part in key],
+                "SELECT c.content, c.idx, c.draft, c.topics FROM temp.fresh f"
+                " JOIN copies c ON c.content = f.content AND c.idx = f.idx"
             )
         }
         releases = []
@@ -1325,6 +1324,15 @@ class _Session:
             (listing_digest or "",),
         )
         _log_sync(self._conn, report)
+
+
+def _copy_row(content: int, idx: int, copy: Copy) -> tuple[Any, ...]:
+    text = draft_to_json(copy.draft)  # once: the text and its exact digest
+    return (
+        content, idx, copy.id, copy.draft.agency_slug, copy.draft.agency,
+        bytes.fromhex(copy.content_hash), digest_of(text), copy.weight, text,
+        topics_to_json(copy.topics),
+    )  # fmt: skip
 
 
 def _iso(value: date | None) -> str | None:

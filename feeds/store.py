@@ -115,7 +115,12 @@ def draft_from_json(text: str) -> Draft:
 
 def exact_digest(draft: Draft) -> bytes:
     """Digest of a draft's exact text: tells whitespace-only rewrites apart cheaply."""
-    return hashlib.blake2b(draft_to_json(draft).encode("utf-8"), digest_size=8).digest()
+    return digest_of(draft_to_json(draft))
+
+
+def digest_of(text: str) -> bytes:
+    """:func:`exact_digest` of a draft already as :func:`draft_to_json` text."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
 
 
 #: Paragraphs are stored joined by a blank line, which no paragraph contains.

@@ -71,10 +71,28 @@ def draft_id(draft: Draft) -> str:
     return ids.release_id(draft.agency_slug, draft.title, draft.date_line)
 
 
+#: Characters of a release read for its topics: a real release has a few thousand; a
+#: file far larger than any real dump must not cost many times its size to tag.
+TOPIC_TEXT_LIMIT = 100_000
+
+
+def _opening(paragraphs: tuple[str, ...], limit: int) -> list[str]:
+    """The paragraphs up to ``limit`` characters in all (the last one cut)."""
+    kept: list[str] = []
+    for paragraph in paragraphs:
+        if limit <= 0:
+            break
+        kept.append(paragraph[:limit])
+        limit -= len(paragraph)
+    return kept
+
+
 def to_copy(draft: Draft) -> Copy:
     """A draft as the store keeps it, with its topics; its weight decides between copies."""
     body = squashed_body(draft)
-    found = topics.extract(draft.title, draft.paragraphs)
+    found = topics.extract(
+        draft.title[:TOPIC_TEXT_LIMIT], _opening(draft.paragraphs, TOPIC_TEXT_LIMIT)
+    )
     return Copy(draft_id(draft), draft, draft_hash(draft, body), len(body), found)
 
 

@@ -183,8 +183,14 @@ def check_entry(
     assert entry_id == "urn:uuid:" + entry_uuid, where
     assert entry.get("title"), f"{where}: no title"
     assert entry.get("author_detail", {}).get("name"), f"{where}: no author name"
-    terms = [tag.term for tag in entry.get("tags", [])]
+    # Its agency (no scheme), then its topics (each with its kind's scheme and a label).
+    tags = entry.get("tags", [])
+    terms = [tag.term for tag in tags if not tag.get("scheme")]
     assert len(terms) == 1 and terms[0], f"{where}: categories {terms}"
+    for tag in tags:
+        if tag.get("scheme"):
+            assert tag.scheme.startswith(f"{BASE_URL}/topics/"), f"{where}: {tag}"
+            assert tag.term and tag.label, f"{where}: {tag}"
     assert entry.get("summary"), f"{where}: no summary"
     contents = entry.get("content", [])
     assert len(contents) == 1 and contents[0].value, f"{where}: no content"

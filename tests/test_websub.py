@@ -24,8 +24,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
+from feeds.parse import parse
 from feeds.schedule import scheduled_sync
 from feeds.site import Site
+from feeds.topics import extract
 
 from .conftest import BASE_URL, REAL_SEED
 from .servers import free_port
@@ -139,6 +141,22 @@ def feed_urls(*names: str) -> set[str]:
     return {f"{BASE_URL}/feeds/{name}.{ext}" for name in names for ext in FORMATS}
 
 
+def topic_feed_urls(text: str, title_part: str = "") -> set[str]:
+    """The topic feeds of the releases in ``text`` (those whose title has ``title_part``).
+
+    A release that changes changes every topic feed it is in, so those are pinged too.
+    """
+    drafts, _ = parse(text, "release.txt")
+    return feed_urls(
+        *(
+            f"topics/{topic.key}"
+            for draft in drafts
+            if title_part in draft.title
+            for topic in extract(draft.title, draft.paragraphs)
+        )
+    )
+
+
 def link_relations(headers: list[str]) -> dict[str, list[str]]:
     """HTTP ``Link`` header values as relation → targets."""
     found: dict[str, list[str]] = {}
@@ -190,7 +208,7 @@ def test_without_a_hub_nothing_names_one(client: FlaskClient) -> None:
 
 def add_nato_release(seeds: Path) -> set[str]:
     (seeds / "nato-may.txt").write_text(NATO_RELEASE, encoding="utf-8")
-    return feed_urls("all", "nato")
+    return feed_urls("all", "nato") | topic_feed_urls(NATO_RELEASE)
 
 
 def correct_an_interpol_release(seeds: Path) -> set[str]:
@@ -199,7 +217,7 @@ def correct_an_interpol_release(seeds: Path) -> set[str]:
     old = "INTERPOL has concluded a two-year global operation"
     assert text.count(old) == 1
     seed.write_text(text.replace(old, old.replace("global", "worldwide")), encoding="utf-8")
-    return feed_urls("all", "interpol")
+    return feed_urls("all", "interpol") | topic_feed_urls(text, "Operation Narsil")
 
 
 def rename_and_reorder(seeds: Path) -> set[str]:
@@ -233,11 +251,12 @@ def test_a_release_leaving_pings_its_agency(hub_app: Flask, hub: Hub, real_seed_
     frontex = real_seed_dir / "frontex.txt"
     frontex.write_text(FRONTEX_RELEASE, encoding="utf-8")
     run_scheduled_sync(hub_app)
-    assert set(hub.published()) == feed_urls("all", "frontex")
+    expected = feed_urls("all", "frontex") | topic_feed_urls(FRONTEX_RELEASE)
+    assert set(hub.published()) == expected
     hub.clear()
     frontex.unlink()
     run_scheduled_sync(hub_app)
-    assert set(hub.published()) == feed_urls("all", "frontex")
+    assert set(hub.published()) == expected
 
 
 def test_a_sync_without_change_sends_nothing(hub_app: Flask, hub: Hub, real_seed_dir: Path) -> None:
