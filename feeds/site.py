@@ -96,7 +96,12 @@ def _stamp(state: State, deps: Deps) -> tuple[int, ...] | None:
 
 
 class Site:
-    """Representations of one store, cached by what they depend on."""
+    """Representations of one store, cached by what they depend on.
+
+    Every document method takes an ``alias``: another key (the request's raw URL,
+    :func:`feeds.wire.url_key`) to find the same representation under, so that a
+    repeated request is answered by :meth:`hit` alone.
+    """
 
     def __init__(self, store: Store, config: Config, cache_bytes: int = CACHE_BYTES) -> None:
         self.store = store
@@ -237,7 +242,7 @@ class Site:
         return made
 
     def archive(
-        self, selection: query.Selection, page: int, extension: str
+        self, selection: query.Selection, page: int, extension: str, alias: Key | None = None
     ) -> Representation | None:
         """Archive page ``page`` of a feed; None if that page is not full (yet)."""
 
@@ -246,7 +251,7 @@ class Site:
             return None if doc is None else self._feed(doc, extension, ARCHIVE_MAX_AGE)
 
         key = ("archive", selection.name, extension, page)
-        return self._cached(key, selection.slugs, make)
+        return self._cached(key, selection.slugs, make, alias)
 
     def _page(
         self,
@@ -254,6 +259,7 @@ class Site:
         deps: Deps,
         make: Callable[[Reader, State], tuple[bytes, datetime] | None],
         content_type: str = CONTENT_TYPES["html"],
+        alias: Key | None = None,
     ) -> Representation | None:
         def represent(reader: Reader, state: State) -> Representation | None:
             made = make(reader, state)
@@ -262,17 +268,22 @@ class Site:
             body, modified = made
             return Representation.of(body, content_type, modified, self.config.max_age)
 
-        return self._cached(key, deps, represent)
+        return self._cached(key, deps, represent, alias)
 
-    def index_page(self) -> Representation:
+    def index_page(self, alias: Key | None = None) -> Representation:
         base_url = self.config.base_url
         made = self._page(
-            ("page", "index"), None, lambda r, s: (pages.index(r, s, base_url), s.updated)
+            ("page", "index"),
+            None,
+            lambda r, s: (pages.index(r, s, base_url), s.updated),
+            alias=alias,
         )
         assert made is not None
         return made
 
-    def agency_page(self, slug: str, page: int = 1) -> Representation | None:
+    def agency_page(
+        self, slug: str, page: int = 1, alias: Key | None = None
+    ) -> Representation | None:
         base_url = self.config.base_url
 
         def make(reader: Reader, state: State) -> tuple[bytes, datetime] | None:
@@ -280,25 +291,28 @@ class Site:
             body = pages.agency(reader, state, slug, base_url, page)
             return None if body is None or found is None else (body, found.feed_updated)
 
-        return self._page(("page", "agency", slug, page), (slug,), make)
+        return self._page(("page", "agency", slug, page), (slug,), make, alias=alias)
 
-    def opml(self) -> Representation:
+    def opml(self, alias: Key | None = None) -> Representation:
         base_url = self.config.base_url
         made = self._page(
             ("opml",),
             None,
             lambda r, s: (pages.opml(s, base_url), s.updated),
             CONTENT_TYPES["opml"],
+            alias,
         )
         assert made is not None
         return made
 
-    def release_page(self, uuid: str) -> Representation | None:
+    def release_page(self, uuid: str, alias: Key | None = None) -> Representation | None:
         """One release's page; it changes only with its agency's documents."""
         base_url = self.config.base_url
         key: Key = ("page", "release", uuid)
         cached = self.hit(key)
         if cached is not None:
+            if alias is not None:
+                self._alias(alias, key)
             return cached
         found = self._release_agency(uuid)
         if found is None:
@@ -309,7 +323,7 @@ class Site:
             body = pages.release(reader, state, uuid, base_url)
             return None if body is None or agency is None else (body, agency.feed_updated)
 
-        return self._page(key, (found,), make)
+        return self._page(key, (found,), make, alias=alias)
 
     def _release_agency(self, uuid: str) -> str | None:
         with self.store.read() as reader:

@@ -14,11 +14,12 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
-from feeds import pages, query
+from feeds import query, wire
 from feeds.errors import BadRequestError, NotFoundError
-from feeds.site import Representation, Site
+from feeds.site import Key, Representation, Site
 from feeds.sync import unrecorded_failure
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,199}")
 _FEED = re.compile(r"(?P<name>[a-z0-9+-]{1,2000})\.(?P<ext>atom|rss|json)")
 _ARCHIVE = re.compile(r"(?P<page>[1-9][0-9]{0,8})\.(?P<ext>atom|rss|json)")
 FORMATS = ("atom", "rss", "json")
-HTML = "text/html; charset=utf-8"
 #: Longest query string accepted at all (each filter has its own, smaller bound).
 MAX_QUERY_STRING = 1024
 
@@ -56,51 +56,39 @@ def _not_modified(rep: Representation, etag: str) -> bool:
     return False
 
 
-class _Response(Response):
-    """A response whose 304s keep ``Last-Modified``.
+class _Exact(Response):
+    """A response whose status line and headers are exactly those :mod:`feeds.wire` built.
 
-    werkzeug drops it from every 304 as an entity header; DESIGN.md promises the same
-    validators on a 304, and clients that compare ``If-Modified-Since`` as an echoed
-    string need it back.
+    werkzeug would drop ``Last-Modified`` from a 304 as an entity header (DESIGN.md
+    promises the same validators) and add a default ``Content-Type``; the hot path
+    sends these very headers, so nothing may be added or removed on the way out.
     """
 
-    def get_wsgi_headers(self, environ: Any) -> Any:
-        headers = super().get_wsgi_headers(environ)
-        if self.status_code == 304 and "Last-Modified" in self.headers:
-            headers["Last-Modified"] = self.headers["Last-Modified"]
-        return headers
+    default_mimetype = None
+    automatically_set_content_length = False
+
+    def get_wsgi_headers(self, environ: Any) -> Headers:
+        return Headers(self.headers)
 
 
 def send(rep: Representation) -> Response:
     """The representation as a response: gzip if accepted, 304 if the client is current.
 
-    Every header value is ready-made on the representation; nothing is rendered,
-    compressed or formatted here.
+    Every header is ready-made (:func:`feeds.wire.answers`, shared with the hot path);
+    nothing is rendered, compressed or formatted here.
     """
-    accept = request.headers.get("Accept-Encoding", "")
-    # Parse the header only when it has weights ("gzip;q=0" says no); most say plainly.
-    gzipped = "gzip" in accept and (";" not in accept or request.accept_encodings["gzip"] > 0)
-    etag = rep.etag + "-gz" if gzipped else rep.etag
-    headers = [
-        ("ETag", f'"{etag}"'),
-        ("Last-Modified", rep.http_date),
-        ("Cache-Control", f"public, max-age={rep.max_age}"),
-        ("Vary", "Accept-Encoding"),
-    ]
-    if rep.content_type == HTML:
-        headers.append(("Content-Security-Policy", pages.SCRIPT_CSP))
-        headers.append(("Referrer-Policy", "no-referrer"))
-    else:
-        hub = _site().config.websub_hub
-        if hub:
-            headers.append(("Link", f'<{hub}>; rel="hub"'))
-            headers.append(("Link", f'<{_site().config.base_url}{request.path}>; rel="self"'))
-    if _not_modified(rep, etag):
-        return _Response(status=304, headers=headers)
-    headers.append(("Content-Type", rep.content_type))
-    if gzipped:
-        headers.append(("Content-Encoding", "gzip"))
-    return _Response(rep.gzipped if gzipped else rep.body, headers=headers)
+    gzipped = wire.wants_gzip(request.headers.get("Accept-Encoding", ""))
+    if gzipped is None:  # weights to parse: "gzip;q=0" says no
+        gzipped = request.accept_encodings["gzip"] > 0
+    config = _site().config
+    made = wire.answers(rep, request.path, config.base_url, config.websub_hub)
+    answer = made.pick(gzipped, _not_modified(rep, wire.etag_of(rep, gzipped)))
+    return _Exact(answer.body, status=answer.status, headers=list(answer.headers))
+
+
+def _raw() -> Key:
+    """This request's raw URL: the key the hot path finds its representation under."""
+    return wire.url_key(request.environ)
 
 
 def _filters() -> query.Filters:
@@ -121,7 +109,7 @@ def _redirect(path: str) -> Response:
 @bp.get("/feeds/<spec>")
 def feed(spec: str) -> Response:
     site = _site()
-    key = ("url", spec, request.query_string.decode("latin-1"))
+    key = _raw()
     rep = site.hit(key)
     if rep is not None:
         return send(rep)
@@ -145,7 +133,7 @@ def archive(name: str, spec: str) -> Response:
         return _redirect(f"/feeds/{selection.name}/archive/{spec}")
     if _filters():
         raise BadRequestError("filters", "apply to /feeds/<name>.<format>, not to archive pages")
-    rep = site.archive(selection, int(match["page"]), match["ext"])
+    rep = site.archive(selection, int(match["page"]), match["ext"], alias=_raw())
     if rep is None:
         raise NotFoundError(f"archive page {match['page']} of {name!r} is not full yet")
     return send(rep)
@@ -170,12 +158,12 @@ def choose() -> Response:
 
 @bp.get("/feeds.opml")
 def opml() -> Response:
-    return send(_site().opml())
+    return send(_site().opml(alias=_raw()))
 
 
 @bp.get("/")
 def index() -> Response:
-    return send(_site().index_page())
+    return send(_site().index_page(alias=_raw()))
 
 
 @bp.get("/agencies/<slug>")
@@ -186,7 +174,7 @@ def agency(slug: str) -> Response:
 @bp.get("/agencies/<slug>/page/<number>")
 def agency_page(slug: str, number: str) -> Response:
     valid = _SLUG.fullmatch(slug) and number.isascii() and number.isdigit() and len(number) < 9
-    rep = _site().agency_page(slug, int(number)) if valid else None
+    rep = _site().agency_page(slug, int(number), alias=_raw()) if valid else None
     if rep is None:
         raise NotFoundError(f"agency {slug!r} page {number!r}")
     return send(rep)
@@ -194,7 +182,7 @@ def agency_page(slug: str, number: str) -> Response:
 
 @bp.get("/releases/<uuid>")
 def release(uuid: str) -> Response:
-    rep = _site().release_page(uuid) if _UUID.fullmatch(uuid) else None
+    rep = _site().release_page(uuid, alias=_raw()) if _UUID.fullmatch(uuid) else None
     if rep is None:
         raise NotFoundError(f"release {uuid!r}")
     return send(rep)
@@ -267,7 +255,8 @@ def only_get_and_head() -> Response | None:
 
 def common_headers(response: Response) -> Response:
     """Headers every response carries, errors included."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    for name, value in wire.COMMON:
+        response.headers[name] = value
     return response
 
 
