@@ -148,7 +148,8 @@ class Site:
         """The representation cached under ``key``, if still valid.
 
         The hot path of every request: one generation question, one dict lookup. Web
-        keys raw URLs here, so a repeated request does not even parse its URL again.
+        files every document under its raw URL too (``alias``), so a repeated request
+        is answered by :mod:`feeds.hotpath` without parsing its URL or entering Flask.
         """
         self.state()
         with self._lock:

@@ -86,9 +86,13 @@ def send(rep: Representation) -> Response:
     return _Exact(answer.body, status=answer.status, headers=list(answer.headers))
 
 
-def _raw() -> Key:
-    """This request's raw URL: the key the hot path finds its representation under."""
-    return wire.url_key(request.environ)
+def _raw() -> Key | None:
+    """This request's raw URL, the key the hot path finds a page under; None with a query.
+
+    Only feeds take query arguments; a page filed under every query string a client
+    invents would let anyone push real documents out of the bounded cache.
+    """
+    return None if request.query_string else wire.url_key(request.environ)
 
 
 def _filters() -> query.Filters:
@@ -109,7 +113,7 @@ def _redirect(path: str) -> Response:
 @bp.get("/feeds/<spec>")
 def feed(spec: str) -> Response:
     site = _site()
-    key = _raw()
+    key = wire.url_key(request.environ)  # filters are in the query: each is its own feed
     rep = site.hit(key)
     if rep is not None:
         return send(rep)
