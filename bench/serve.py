@@ -1,4 +1,4 @@
-"""Serving benchmark: our service against a bare Flask app and nginx, on the same bytes.
+"""Serving benchmark: our service against bare Flask, bare WSGI and nginx, on the same bytes.
 
 Scenario 1 starts, on 127.0.0.1 and free ports,
 
@@ -7,6 +7,8 @@ Scenario 1 starts, on 127.0.0.1 and free ports,
   scheduler on with a one-hour interval (no sync runs during the load);
 - **bare**: ``bench/bare_app.py``, a Flask app returning the document as a
   constant, under the same gunicorn settings;
+- **wsgi**: ``bench/bare_wsgi.py``, a plain WSGI callable returning the same
+  bytes and headers, built once: the floor of any Python answer;
 - **nginx**: the same bytes as a static file beside its ``.gz``
   (``gzip_static on``, ``etag on``), ``worker_processes`` = W.
 
@@ -299,7 +301,13 @@ def start_ours(
 
 
 def start_bare(
-    body_file: Path, path: str, workdir: Path, args: argparse.Namespace, stack: ExitStack
+    body_file: Path,
+    path: str,
+    workdir: Path,
+    args: argparse.Namespace,
+    stack: ExitStack,
+    app: str = "bare_app:app",
+    name: str = "bare",
 ) -> Server:
     port = free_port()
     settings = {
@@ -308,15 +316,15 @@ def start_bare(
         "BENCH_CONTENT_TYPE": CONTENT_TYPES[path.rsplit(".", 1)[1]],
         "BENCH_MAX_AGE": str(SYNC_INTERVAL),
     }
-    argv = gunicorn_argv(port, args, workdir / "bare.access.log")
+    argv = gunicorn_argv(port, args, workdir / f"{name}.access.log")
     argv += ["--pythonpath", str(BENCH)]
     return start(
-        "bare",
-        [*argv, "bare_app:app"],
+        name,
+        [*argv, app],
         env=environ(settings, workdir),
         cwd=BENCH,
         port=port,
-        log_path=workdir / "bare.log",
+        log_path=workdir / f"{name}.log",
         ready_path=path,
         stack=stack,
     )
@@ -575,7 +583,7 @@ def ratio(a: float, b: float) -> str:
 
 
 def scenario_servers(args: argparse.Namespace, workdir: Path) -> None:
-    print("\n== Scenario 1: ours vs bare Flask vs nginx, same bytes ==", flush=True)
+    print("\n== Scenario 1: ours vs bare Flask vs bare WSGI vs nginx, same bytes ==", flush=True)
     seed_dir = workdir / "seeds-real"
     seed_dir.mkdir()
     for seed in sorted((ROOT / "seeds").glob("*.txt")):
@@ -604,6 +612,8 @@ def scenario_servers(args: argparse.Namespace, workdir: Path) -> None:
 
         targets = [Target("ours", ours, path)]
         targets.insert(0, Target("bare", start_bare(document, path, workdir, args, stack), path))
+        wsgi = start_bare(document, path, workdir, args, stack, "bare_wsgi:app", "wsgi")
+        targets.insert(0, Target("wsgi", wsgi, path))
         nginx = args.nginx
         if nginx:
             server = start_nginx(nginx, docroot, path, workdir, args, stack)
@@ -637,6 +647,7 @@ def scenario_servers(args: argparse.Namespace, workdir: Path) -> None:
     print(table(header, rows))
     pairs = [("ours", "bare")] + ([("ours", "nginx")] if "nginx" in by_label else [])
     print_cpu(targets, pairs)
+    print_targets(targets)
     for problem in errors_of(targets):
         print(f"WARNING: {problem}")
 
@@ -661,6 +672,37 @@ def print_cpu(targets: Sequence[Target], pairs: Sequence[tuple[str, str]]) -> No
         "\nserver CPU µs per request (user + system of all its processes, median over rounds);"
         " a/b = b's CPU per request / a's (a's throughput relative to b's on equal CPUs):"
     )
+    print(table(header, rows))
+
+
+#: Issue 13's targets: ours' CPU per request at most this share of bare Flask's ...
+FLASK_SHARE = 0.5
+#: ... and at most this multiple of a bare WSGI callable's.
+WSGI_MULTIPLE = 1.5
+
+
+def print_targets(targets: Sequence[Target]) -> None:
+    """Ours' CPU per request against bare Flask's and bare WSGI's, with the targets met or not."""
+    cpu = {t.label: {c.name: t.cpu_median(c.name) for c in CASES} for t in targets}
+    if any(v is None for by_case in cpu.values() for v in by_case.values()):
+        return
+    rows = []
+    for case in CASES:
+        ours, flask, wsgi = (cpu[label][case.name] or 0.0 for label in ("ours", "bare", "wsgi"))
+        of_flask, of_wsgi = ours / flask, ours / wsgi
+        rows.append(
+            [
+                case.name,
+                f"{ours:,.0f}",
+                f"{flask:,.0f}",
+                f"{wsgi:,.0f}",
+                f"{of_flask:.2f} ({'met' if of_flask <= FLASK_SHARE else 'MISSED'})",
+                f"{of_wsgi:.2f} ({'met' if of_wsgi <= WSGI_MULTIPLE else 'MISSED'})",
+            ]
+        )
+    header = ["case", "ours µs", "bare µs", "wsgi µs", f"ours/bare ≤ {FLASK_SHARE}"]
+    header.append(f"ours/wsgi ≤ {WSGI_MULTIPLE}")
+    print("\nserver CPU per request, ours against the targets (CPU ratios, lower is better):")
     print(table(header, rows))
 
 
@@ -755,7 +797,7 @@ def scenario_store_size(args: argparse.Namespace, workdir: Path) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Requests/s of our service vs a bare Flask app vs nginx, same bytes."
+        description="Requests/s and CPU of our service vs bare Flask, bare WSGI, nginx."
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (3)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; medians over them (2)")
@@ -780,7 +822,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--access-log",
         action="store_true",
-        help="gunicorn access log (production's format) to a file, for ours and bare",
+        help="gunicorn access log (production's format) to a file, for ours, bare and wsgi",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
@@ -817,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     args.nginx = nginx_binary()
-    servers = (3 if args.nginx else 2) + 2
+    servers = (4 if args.nginx else 3) + 2
     runs = args.rounds * len(CASES) * servers * args.duration
     warmups = servers * 2
     shown = [a for a in gunicorn_argv(0, args, Path("-"))[1:] if a not in ("-b", "127.0.0.1:0")]

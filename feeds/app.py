@@ -2,7 +2,8 @@
 
 ``create_app()`` returns a ready WSGI app: the store exists, one sync has run
 (so the first request already has data) and, unless turned off, the scheduler
-keeps syncing in the background.
+keeps syncing in the background. Its ``wsgi_app`` is wrapped in the hot path
+(:mod:`feeds.hotpath`), which answers repeated requests for cached documents.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from feeds import config as config_module
 from feeds import schedule, web, websub
 from feeds.backends import open_store
 from feeds.config import Config
+from feeds.hotpath import HotPath
 from feeds.site import Site
 from feeds.store import Store
 from feeds.sync import locked_sync, utcnow
@@ -61,10 +63,16 @@ def serve(config: Config, store: Store) -> Flask:
     app.config["FEEDS"] = config
     if config.trusted_hosts:
         app.config["TRUSTED_HOSTS"] = list(config.trusted_hosts)
-    app.extensions["feeds.site"] = Site(store, config)
+    site = Site(store, config)
+    app.extensions["feeds.site"] = site
     app.register_blueprint(web.bp)
     app.before_request(web.only_get_and_head)
     app.after_request(web.common_headers)
+    # Repeated requests for cached documents are answered in front of Flask; wrapping
+    # wsgi_app (not the app) keeps the Flask object for gunicorn and the test client.
+    hot = HotPath(app.wsgi_app, site, config)
+    app.wsgi_app = hot  # type: ignore[method-assign]
+    app.extensions["feeds.hotpath"] = hot
     if config.scheduler:
         scheduler = schedule.start(store, config)
         app.extensions["feeds.scheduler"] = scheduler

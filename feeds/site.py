@@ -101,7 +101,12 @@ Made = tuple[Representation | None, Deps]
 
 
 class Site:
-    """Representations of one store, cached by what they depend on."""
+    """Representations of one store, cached by what they depend on.
+
+    Every document method takes an ``alias``: another key (the request's raw URL,
+    :func:`feeds.wire.url_key`) to find the same representation under, so that a
+    repeated request is answered by :meth:`hit` alone.
+    """
 
     def __init__(self, store: Store, config: Config, cache_bytes: int = CACHE_BYTES) -> None:
         self.store = store
@@ -148,7 +153,8 @@ class Site:
         """The representation cached under ``key``, if still valid.
 
         The hot path of every request: one generation question, one dict lookup. Web
-        keys raw URLs here, so a repeated request does not even parse its URL again.
+        files every document under its raw URL too (``alias``), so a repeated request
+        is answered by :mod:`feeds.hotpath` without parsing its URL or entering Flask.
         """
         self.state()
         with self._lock:
@@ -257,7 +263,7 @@ class Site:
         return made
 
     def archive(
-        self, selection: query.Selection, page: int, extension: str
+        self, selection: query.Selection, page: int, extension: str, alias: Key | None = None
     ) -> Representation | None:
         """Archive page ``page`` of a feed; None if that page is not full (yet)."""
 
@@ -268,23 +274,26 @@ class Site:
             return self._feed(doc, extension, ARCHIVE_MAX_AGE)
 
         key = ("archive", selection.name, extension, page)
-        return self._cached(key, make)
+        return self._cached(key, make, alias)
 
     def _html(self, body: bytes | None, modified: datetime, deps: Deps) -> Made:
         if body is None:
             return None, deps
         return Representation.of(body, CONTENT_TYPES["html"], modified, self.config.max_age), deps
 
-    def index_page(self) -> Representation:
+    def index_page(self, alias: Key | None = None) -> Representation:
         base_url = self.config.base_url
         made = self._cached(
             ("page", "index"),
             lambda r, s: self._html(pages.index(r, s, base_url), s.updated, None),
+            alias,
         )
         assert made is not None
         return made
 
-    def agency_page(self, slug: str, page: int = 1) -> Representation | None:
+    def agency_page(
+        self, slug: str, page: int = 1, alias: Key | None = None
+    ) -> Representation | None:
         base_url = self.config.base_url
 
         def make(reader: Reader, state: State) -> Made:
@@ -294,9 +303,11 @@ class Site:
             body = pages.agency(reader, state, slug, base_url, page)
             return self._html(body, found.feed_updated, (slug,))
 
-        return self._cached(("page", "agency", slug, page), make)
+        return self._cached(("page", "agency", slug, page), make, alias)
 
-    def topics_page(self, kind: str | None = None) -> Representation | None:
+    def topics_page(
+        self, kind: str | None = None, alias: Key | None = None
+    ) -> Representation | None:
         """Every topic (of one kind, or all) with its release count; None for no such kind."""
         if kind is not None and not topics.is_kind(kind):
             return None
@@ -304,9 +315,12 @@ class Site:
         return self._cached(
             ("page", "topics", kind or ""),
             lambda r, s: self._html(pages.topics(s, base_url, kind), s.updated, None),
+            alias,
         )
 
-    def topic_page(self, key: str, page: int = 1) -> Representation | None:
+    def topic_page(
+        self, key: str, page: int = 1, alias: Key | None = None
+    ) -> Representation | None:
         """One topic's releases, newest change first, paged like agency pages."""
         base_url = self.config.base_url
 
@@ -318,9 +332,9 @@ class Site:
             # Its list names agencies: a renamed agency changes it too.
             return self._html(body, found.feed_updated, (key, *(a.slug for a in state.agencies)))
 
-        return self._cached(("page", "topic", key, page), make)
+        return self._cached(("page", "topic", key, page), make, alias)
 
-    def opml(self) -> Representation:
+    def opml(self, alias: Key | None = None) -> Representation:
         base_url = self.config.base_url
 
         def make(reader: Reader, state: State) -> Made:
@@ -329,11 +343,11 @@ class Site:
                 body, CONTENT_TYPES["opml"], state.updated, self.config.max_age
             ), None
 
-        made = self._cached(("opml",), make)
+        made = self._cached(("opml",), make, alias)
         assert made is not None
         return made
 
-    def topics_opml(self) -> Representation:
+    def topics_opml(self, alias: Key | None = None) -> Representation:
         base_url = self.config.base_url
 
         def make(reader: Reader, state: State) -> Made:
@@ -342,11 +356,11 @@ class Site:
                 body, CONTENT_TYPES["opml"], state.updated, self.config.max_age
             ), None
 
-        made = self._cached(("topics-opml",), make)
+        made = self._cached(("topics-opml",), make, alias)
         assert made is not None
         return made
 
-    def release_page(self, uuid: str) -> Representation | None:
+    def release_page(self, uuid: str, alias: Key | None = None) -> Representation | None:
         """One release's page; it changes only with its agency's documents."""
         base_url = self.config.base_url
 
@@ -358,4 +372,4 @@ class Site:
             body = pages.release(found, state, base_url)
             return self._html(body, agency.feed_updated, (agency.slug,))
 
-        return self._cached(("page", "release", uuid), make)
+        return self._cached(("page", "release", uuid), make, alias)

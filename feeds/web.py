@@ -14,11 +14,12 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
-from feeds import pages, query
+from feeds import query, wire
 from feeds.errors import BadRequestError, NotFoundError
-from feeds.site import Representation, Site
+from feeds.site import Key, Representation, Site
 from feeds.sync import unrecorded_failure
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ _FEED = re.compile(r"(?P<name>[a-z0-9+-]{1,2000})\.(?P<ext>atom|rss|json)")
 _TOPIC_FEED = re.compile(r"(?P<slug>[^/]{1,200})\.(?P<ext>atom|rss|json)")
 _ARCHIVE = re.compile(r"(?P<page>[1-9][0-9]{0,8})\.(?P<ext>atom|rss|json)")
 FORMATS = ("atom", "rss", "json")
-HTML = "text/html; charset=utf-8"
 #: Longest query string accepted at all (each filter has its own, smaller bound).
 MAX_QUERY_STRING = 1024
 
@@ -57,51 +57,43 @@ def _not_modified(rep: Representation, etag: str) -> bool:
     return False
 
 
-class _Response(Response):
-    """A response whose 304s keep ``Last-Modified``.
+class _Exact(Response):
+    """A response whose status line and headers are exactly those :mod:`feeds.wire` built.
 
-    werkzeug drops it from every 304 as an entity header; DESIGN.md promises the same
-    validators on a 304, and clients that compare ``If-Modified-Since`` as an echoed
-    string need it back.
+    werkzeug would drop ``Last-Modified`` from a 304 as an entity header (DESIGN.md
+    promises the same validators) and add a default ``Content-Type``; the hot path
+    sends these very headers, so nothing may be added or removed on the way out.
     """
 
-    def get_wsgi_headers(self, environ: Any) -> Any:
-        headers = super().get_wsgi_headers(environ)
-        if self.status_code == 304 and "Last-Modified" in self.headers:
-            headers["Last-Modified"] = self.headers["Last-Modified"]
-        return headers
+    default_mimetype = None
+    automatically_set_content_length = False
+
+    def get_wsgi_headers(self, environ: Any) -> Headers:
+        return Headers(self.headers)
 
 
 def send(rep: Representation) -> Response:
     """The representation as a response: gzip if accepted, 304 if the client is current.
 
-    Every header value is ready-made on the representation; nothing is rendered,
-    compressed or formatted here.
+    Every header is ready-made (:func:`feeds.wire.answers`, shared with the hot path);
+    nothing is rendered, compressed or formatted here.
     """
-    accept = request.headers.get("Accept-Encoding", "")
-    # Parse the header only when it has weights ("gzip;q=0" says no); most say plainly.
-    gzipped = "gzip" in accept and (";" not in accept or request.accept_encodings["gzip"] > 0)
-    etag = rep.etag + "-gz" if gzipped else rep.etag
-    headers = [
-        ("ETag", f'"{etag}"'),
-        ("Last-Modified", rep.http_date),
-        ("Cache-Control", f"public, max-age={rep.max_age}"),
-        ("Vary", "Accept-Encoding"),
-    ]
-    if rep.content_type == HTML:
-        headers.append(("Content-Security-Policy", pages.SCRIPT_CSP))
-        headers.append(("Referrer-Policy", "no-referrer"))
-    else:
-        hub = _site().config.websub_hub
-        if hub:
-            headers.append(("Link", f'<{hub}>; rel="hub"'))
-            headers.append(("Link", f'<{_site().config.base_url}{request.path}>; rel="self"'))
-    if _not_modified(rep, etag):
-        return _Response(status=304, headers=headers)
-    headers.append(("Content-Type", rep.content_type))
-    if gzipped:
-        headers.append(("Content-Encoding", "gzip"))
-    return _Response(rep.gzipped if gzipped else rep.body, headers=headers)
+    gzipped = wire.wants_gzip(request.headers.get("Accept-Encoding", ""))
+    if gzipped is None:  # weights to parse: "gzip;q=0" says no
+        gzipped = request.accept_encodings["gzip"] > 0
+    config = _site().config
+    made = wire.answers(rep, request.path, config.base_url, config.websub_hub)
+    answer = made.pick(gzipped, _not_modified(rep, wire.etag_of(rep, gzipped)))
+    return _Exact(answer.body, status=answer.status, headers=list(answer.headers))
+
+
+def _raw() -> Key | None:
+    """This request's raw URL, the key the hot path finds a page under; None with a query.
+
+    Only feeds take query arguments; a page filed under every query string a client
+    invents would let anyone push real documents out of the bounded cache.
+    """
+    return None if request.query_string else wire.url_key(request.environ)
 
 
 def _filters() -> query.Filters:
@@ -122,7 +114,7 @@ def _redirect(path: str) -> Response:
 @bp.get("/feeds/<spec>")
 def feed(spec: str) -> Response:
     site = _site()
-    key = ("url", spec, request.query_string.decode("latin-1"))
+    key = wire.url_key(request.environ)  # filters are in the query: each is its own feed
     rep = site.hit(key)
     if rep is not None:
         return send(rep)
@@ -146,7 +138,7 @@ def archive(name: str, spec: str) -> Response:
         return _redirect(f"/feeds/{selection.name}/archive/{spec}")
     if _filters():
         raise BadRequestError("filters", "apply to /feeds/<name>.<format>, not to archive pages")
-    rep = site.archive(selection, int(match["page"]), match["ext"])
+    rep = site.archive(selection, int(match["page"]), match["ext"], alias=_raw())
     if rep is None:
         raise NotFoundError(f"archive page {match['page']} of {name!r} is not full yet")
     return send(rep)
@@ -155,7 +147,7 @@ def archive(name: str, spec: str) -> Response:
 @bp.get("/feeds/topics/<kind>/<spec>")
 def topic_feed(kind: str, spec: str) -> Response:
     site = _site()
-    key = ("url", f"topics/{kind}/{spec}", request.query_string.decode("latin-1"))
+    key = wire.url_key(request.environ)  # filters are in the query: each is its own feed
     rep = site.hit(key)
     if rep is not None:
         return send(rep)
@@ -179,7 +171,8 @@ def topic_archive(kind: str, slug: str, spec: str) -> Response:
         return _redirect(f"/feeds/topics/{topic}/archive/{spec}")
     if _filters():
         raise BadRequestError("filters", "apply to feeds, not to archive pages")
-    rep = site.archive(query.topic_selection(topic), int(match["page"]), match["ext"])
+    selection = query.topic_selection(topic)
+    rep = site.archive(selection, int(match["page"]), match["ext"], alias=_raw())
     if rep is None:
         raise NotFoundError(f"archive page {match['page']} of {topic!r} is not full yet")
     return send(rep)
@@ -187,7 +180,7 @@ def topic_archive(kind: str, slug: str, spec: str) -> Response:
 
 @bp.get("/topics")
 def topics_index() -> Response:
-    rep = _site().topics_page()
+    rep = _site().topics_page(alias=_raw())
     assert rep is not None
     return send(rep)
 
@@ -195,7 +188,7 @@ def topics_index() -> Response:
 @bp.get("/topics/<kind>")
 def topics_of_kind(kind: str) -> Response:
     """A kind's topics: the ``scheme`` of every topic category names this page."""
-    rep = _site().topics_page(kind)
+    rep = _site().topics_page(kind, alias=_raw())
     if rep is None:
         raise NotFoundError(f"no kind of topic {kind!r}")
     return send(rep)
@@ -203,7 +196,7 @@ def topics_of_kind(kind: str) -> Response:
 
 @bp.get("/topics.opml")
 def topics_opml() -> Response:
-    return send(_site().topics_opml())
+    return send(_site().topics_opml(alias=_raw()))
 
 
 @bp.get("/topics/<kind>/<slug>")
@@ -219,7 +212,7 @@ def topic_page(kind: str, slug: str, number: str) -> Response:
         suffix = f"/page/{number}" if "/page/" in request.path else ""
         return _redirect(f"/topics/{topic}{suffix}")
     valid = number.isascii() and number.isdigit() and len(number) < 9
-    rep = site.topic_page(topic, int(number)) if valid else None
+    rep = site.topic_page(topic, int(number), alias=_raw()) if valid else None
     if rep is None:
         raise NotFoundError(f"topic {topic!r} page {number!r}")
     return send(rep)
@@ -244,12 +237,12 @@ def choose() -> Response:
 
 @bp.get("/feeds.opml")
 def opml() -> Response:
-    return send(_site().opml())
+    return send(_site().opml(alias=_raw()))
 
 
 @bp.get("/")
 def index() -> Response:
-    return send(_site().index_page())
+    return send(_site().index_page(alias=_raw()))
 
 
 @bp.get("/agencies/<slug>")
@@ -260,7 +253,7 @@ def agency(slug: str) -> Response:
 @bp.get("/agencies/<slug>/page/<number>")
 def agency_page(slug: str, number: str) -> Response:
     valid = _SLUG.fullmatch(slug) and number.isascii() and number.isdigit() and len(number) < 9
-    rep = _site().agency_page(slug, int(number)) if valid else None
+    rep = _site().agency_page(slug, int(number), alias=_raw()) if valid else None
     if rep is None:
         raise NotFoundError(f"agency {slug!r} page {number!r}")
     return send(rep)
@@ -268,7 +261,7 @@ def agency_page(slug: str, number: str) -> Response:
 
 @bp.get("/releases/<uuid>")
 def release(uuid: str) -> Response:
-    rep = _site().release_page(uuid) if _UUID.fullmatch(uuid) else None
+    rep = _site().release_page(uuid, alias=_raw()) if _UUID.fullmatch(uuid) else None
     if rep is None:
         raise NotFoundError(f"release {uuid!r}")
     return send(rep)
@@ -341,7 +334,8 @@ def only_get_and_head() -> Response | None:
 
 def common_headers(response: Response) -> Response:
     """Headers every response carries, errors included."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    for name, value in wire.COMMON:
+        response.headers[name] = value
     return response
 
 

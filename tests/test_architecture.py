@@ -86,7 +86,8 @@ def test_leaves_import_nothing_of_ours_but_leaves(leaf: str) -> None:
 ORDER = [
     "errors", "model", "ids", "query", "config", "lock", "scan", "parse", "topics", "decide",
     "store", "sqlite_store", "backends", "sync",
-    "websub", "catalog", "markup", "render", "pages", "site", "export", "web", "schedule",
+    "websub", "catalog", "markup", "render", "pages", "site", "wire", "export", "web", "hotpath",
+    "schedule",
     "app", "serving", "cli",
 ]  # fmt: skip
 

@@ -9,6 +9,11 @@ ETag and ``Vary: Accept-Encoding``; ``HEAD`` works, other methods ``405``.
 The conditional cases are one table, run against every kind of document.
 Requests go through :mod:`http.client` (no decompression, exact headers) and,
 where "no body" must be proven, a raw socket.
+
+Every test runs twice: against gunicorn, and against the app in this process
+through Flask's test client, where the hot path's counter (feeds/hotpath.py)
+proves that a repeated request was answered in front of Flask, so the table
+holds for the hot path as well as for the Flask views.
 """
 
 from __future__ import annotations
@@ -26,7 +31,11 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from lxml import etree
+
+from feeds.app import create_app
+from feeds.hotpath import HotPath
 
 from .servers import GUNICORN, REAL_SEED, ROOT, Server, free_port, start
 
@@ -135,15 +144,72 @@ def http_date(moment: datetime) -> str:
 class Live:
     """The running server and the resolved path of each document."""
 
-    server: Server
+    server: Server | None
     paths: dict[str, str]
 
     @property
     def port(self) -> int:
+        assert self.server is not None
         return self.server.port
 
     def get(self, name: str, headers: dict[str, str] | None = None, method: str = "GET") -> Reply:
         return ask(self.port, method, self.paths[name], headers)
+
+    def after_headers(self, method: str, name: str, headers: dict[str, str]) -> bytes:
+        return raw_after_headers(self.port, method, self.paths[name], headers)
+
+    def answered_by_hot_path(self) -> int | None:
+        """How many requests the hot path answered so far; None where it cannot be seen."""
+        return None
+
+
+@dataclass
+class InProcess(Live):
+    """The same app in this process, through Flask's test client (and so the hot path)."""
+
+    app: Flask | None = None
+
+    @property
+    def hot(self) -> HotPath:
+        assert self.app is not None
+        hot: HotPath = self.app.extensions["feeds.hotpath"]
+        return hot
+
+    def get(self, name: str, headers: dict[str, str] | None = None, method: str = "GET") -> Reply:
+        assert self.app is not None
+        path, _, query = self.paths[name].partition("?")
+        response = self.app.test_client().open(
+            path, method=method, query_string=query, headers=headers or {}
+        )
+        return Reply(response.status_code, tuple(response.headers.to_wsgi_list()), response.data)
+
+    def after_headers(self, method: str, name: str, headers: dict[str, str]) -> bytes:
+        return self.get(name, headers, method).body
+
+    def answered_by_hot_path(self) -> int | None:
+        return self.hot.answered
+
+
+def in_process(workdir: Path) -> InProcess:
+    """The app of :func:`start_gunicorn`'s settings, built here."""
+    settings = {
+        "seed_dir": real_seeds(workdir),
+        "database": workdir / "db" / "feeds.sqlite3",
+        "base_url": "http://127.0.0.1:8000",
+        "sync_interval": SYNC_INTERVAL,
+        "page_size": PAGE_SIZE,
+        "scheduler": False,
+    }
+    live = InProcess(None, {"all.atom": DOCS["all.atom"].path}, create_app(settings, environ={}))
+    live.paths = paths_from(live.get("all.atom").body)
+    return live
+
+
+def expect_hot(live: Live, before: int | None, requests: int = 1) -> None:
+    """The last ``requests`` requests (of a cached document) were answered by the hot path."""
+    now = live.answered_by_hot_path()
+    if before is not None:
+        assert now == before + requests, "a repeated request for a cached document went to Flask"
 
 
 def start_gunicorn(workdir: Path, seeds: Path, name: str, **settings: str) -> Server:
@@ -175,15 +241,24 @@ def resolve_paths(server: Server) -> dict[str, str]:
     """Each document's path, with ``{release}`` set to the newest entry of the combined feed."""
     feed = ask(server.port, "GET", "/feeds/all.atom")
     assert feed.status == 200, server.log()
-    entry_id = etree.fromstring(feed.body).findtext(f"{ATOM}entry/{ATOM}id")
+    return paths_from(feed.body)
+
+
+def paths_from(feed: bytes) -> dict[str, str]:
+    entry_id = etree.fromstring(feed).findtext(f"{ATOM}entry/{ATOM}id")
     assert entry_id and entry_id.startswith("urn:uuid:"), entry_id
     release = entry_id.removeprefix("urn:uuid:")
     return {name: doc.path.format(release=release) for name, doc in DOCS.items()}
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+@pytest.fixture(scope="module", params=["gunicorn", "in process"])
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     workdir = tmp_path_factory.mktemp("http-caching")
+    if request.param == "in process":
+        yield in_process(workdir)
+        return
     server = start_gunicorn(workdir, real_seeds(workdir), "gunicorn (interval 30)")
     try:
         yield Live(server, resolve_paths(server))
@@ -246,7 +321,9 @@ def test_last_modified_is_the_feeds_updated(live: Live) -> None:
 def test_repeated_requests_get_the_same_bytes(live: Live, name: str) -> None:
     """Two workers, several threads: every answer is the same document with the same tag."""
     replies = [live.get(name) for _ in range(8)]
+    before = live.answered_by_hot_path()
     gzipped = [live.get(name, {"Accept-Encoding": "gzip"}) for _ in range(4)]
+    expect_hot(live, before, 4)
     for group in (replies, gzipped):
         assert {r.status for r in group} == {200}
         assert len({r.body for r in group}) == 1, "the same document came in different bytes"
@@ -308,7 +385,9 @@ CASES = [
 def test_conditional_get(live: Live, name: str, case: Case) -> None:
     first = plain(live, name)
     headers = case.headers(first)
+    before = live.answered_by_hot_path()
     reply = live.get(name, headers)
+    expect_hot(live, before)
     assert reply.status == case.status, f"{headers} -> {reply.status}, expected {case.status}"
     if case.status == 304:
         assert_not_modified(reply, first)
@@ -321,7 +400,7 @@ def test_conditional_get(live: Live, name: str, case: Case) -> None:
 @pytest.mark.parametrize("name", ["all.atom", "index"])
 def test_not_modified_sends_no_body_on_the_wire(live: Live, name: str) -> None:
     tag = plain(live, name)["ETag"]
-    assert raw_after_headers(live.port, "GET", live.paths[name], {"If-None-Match": tag}) == b""
+    assert live.after_headers("GET", name, {"If-None-Match": tag}) == b""
 
 
 # --- gzip ------------------------------------------------------------------------------------
@@ -342,7 +421,9 @@ def test_gzip_when_asked_with_its_own_validator(live: Live, name: str) -> None:
     assert STRONG_ETAG.fullmatch(zipped["ETag"]), zipped["ETag"]
     assert zipped["ETag"] != identity["ETag"], "gzip and identity bytes share one strong ETag"
 
+    before = live.answered_by_hot_path()
     other = live.get(name, {"Accept-Encoding": "gzip, deflate, br"})
+    expect_hot(live, before)
     assert (other.status, other.body, other["ETag"]) == (200, zipped.body, zipped["ETag"])
 
     again = live.get(name, {"Accept-Encoding": "gzip", "If-None-Match": zipped["ETag"]})
@@ -365,11 +446,13 @@ def test_no_gzip_unless_acceptable(live: Live, accept: str) -> None:
 @pytest.mark.parametrize("name", DOCS)
 def test_head_has_the_get_headers_and_no_body(live: Live, name: str) -> None:
     get = plain(live, name)
+    before = live.answered_by_hot_path()
     head = live.get(name, method="HEAD")
+    expect_hot(live, before)
     assert head.status == 200
     for header in (*VALIDATORS, "Content-Type", "Content-Length"):
         assert head.header(header) == get[header], f"HEAD differs from GET in {header}"
-    assert raw_after_headers(live.port, "HEAD", live.paths[name], {}) == b""
+    assert live.after_headers("HEAD", name, {}) == b""
     conditional = live.get(name, {"If-None-Match": get["ETag"]}, method="HEAD")
     assert conditional.status == 304
 
@@ -377,7 +460,9 @@ def test_head_has_the_get_headers_and_no_body(live: Live, name: str) -> None:
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 @pytest.mark.parametrize("name", DOCS)
 def test_other_methods_are_405_with_allow(live: Live, name: str, method: str) -> None:
+    before = live.answered_by_hot_path()
     reply = live.get(name, method=method)
+    assert live.answered_by_hot_path() == before, "the hot path answered a method it must not"
     assert reply.status == 405
     allowed = {m.strip() for m in reply["Allow"].split(",")}
     assert {"GET", "HEAD"} <= allowed and not allowed & {"POST", "PUT", "DELETE"}, allowed

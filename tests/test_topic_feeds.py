@@ -192,13 +192,13 @@ def test_a_change_elsewhere_leaves_a_topic_feed_cached(topic_app: Flask, seed_di
     client = topic_app.test_client()
     site = topic_app.extensions["feeds.site"]
     client.get("/feeds/topics/crime-areas/drugs.atom")
-    cached = site.hit(("url", "topics/crime-areas/drugs.atom", ""))
+    cached = site.hit(("url", "/feeds/topics/crime-areas/drugs.atom", ""))
     assert cached is not None
     write(seed_dir, "c.txt", (FRANCE + " again", "Interpol", "More medicines seized in France."))
     assert sync(site.store, seed_dir, clock=later(1)).count("new") == 1
     # The drugs feed shows only Europol's release: neither it nor Europol changed.
-    assert site.hit(("url", "topics/crime-areas/drugs.atom", "")) is cached
-    assert site.hit(("url", "topics/countries/fr.atom", "")) is None
+    assert site.hit(("url", "/feeds/topics/crime-areas/drugs.atom", "")) is cached
+    assert site.hit(("url", "/feeds/topics/countries/fr.atom", "")) is None
 
 
 def test_new_topic_rules_tag_every_release_again(

@@ -168,9 +168,18 @@ def test_errors_never_show_a_traceback(app: Flask) -> None:
 def test_trusted_hosts_refuse_other_hosts(
     make_app: Callable[..., Flask], real_seed_dir: Path
 ) -> None:
-    client = make_app(real_seed_dir, trusted_hosts="feeds.example.org").test_client()
+    app = make_app(real_seed_dir, trusted_hosts="feeds.example.org")
+    client = app.test_client()
+    hot = app.extensions["feeds.hotpath"]
     assert client.get("/feeds/all.atom", headers={"Host": "evil.example"}).status_code == 400
     assert client.get("/feeds/all.atom", headers={"Host": "feeds.example.org"}).status_code == 200
+    # Now cached: the trusted host is answered in front of Flask, the other still refused.
+    before = hot.answered
+    assert client.get("/feeds/all.atom", headers={"Host": "feeds.example.org"}).status_code == 200
+    assert hot.answered == before + 1
+    assert client.get("/feeds/all.atom", headers={"Host": "evil.example"}).status_code == 400
+    assert client.head("/feeds/all.atom", headers={"Host": "evil.example"}).status_code == 400
+    assert hot.answered == before + 1
 
 
 def test_every_method_but_get_and_head_is_refused(client: FlaskClient) -> None:
@@ -180,7 +189,7 @@ def test_every_method_but_get_and_head_is_refused(client: FlaskClient) -> None:
         assert response.headers["Allow"] == "GET, HEAD"
 
 
-def test_html_pages_carry_security_headers(client: FlaskClient) -> None:
+def test_html_pages_carry_security_headers(client: FlaskClient, app: Flask) -> None:
     page = client.get("/")
     policy = page.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "script-src 'sha256-" in policy
@@ -188,3 +197,47 @@ def test_html_pages_carry_security_headers(client: FlaskClient) -> None:
     assert page.headers["Referrer-Policy"] == "no-referrer"
     for path in ["/", "/feeds/all.atom", "/feeds/nope.atom", "/healthz"]:
         assert client.get(path).headers["X-Content-Type-Options"] == "nosniff", path
+    # A repeated request, answered by the hot path, carries them all the same.
+    hot = app.extensions["feeds.hotpath"]
+    before = hot.answered
+    again = client.get("/")
+    assert hot.answered == before + 1
+    assert again.headers["Content-Security-Policy"] == policy
+    assert again.headers["Referrer-Policy"] == "no-referrer"
+    assert again.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/feeds/all.atom").headers["X-Content-Type-Options"] == "nosniff"
+    assert hot.answered == before + 2
+
+
+def test_repeated_requests_are_answered_in_front_of_flask(client: FlaskClient, app: Flask) -> None:
+    """The second request for any cached document never enters Flask; misses always do."""
+    hot = app.extensions["feeds.hotpath"]
+    entry = feedparser.parse(client.get("/feeds/all.atom").data).entries[0]
+    documents = [
+        "/feeds/all.atom",
+        "/feeds/nato.rss",
+        "/feeds/europol+nato.json",
+        "/feeds/all.atom?q=interpol&limit=2",
+        "/",
+        "/agencies/interpol",
+        entry.link.removeprefix(BASE_URL),
+        "/feeds.opml",
+    ]
+    for path in documents:
+        first = client.get(path)
+        before = hot.answered
+        second = client.get(path)
+        assert hot.answered == before + 1, path
+        assert (second.status_code, second.data) == (200, first.data), path
+        assert second.headers.to_wsgi_list() == first.headers.to_wsgi_list(), path
+    before = hot.answered
+    misses = {
+        "/feeds/fbi.atom": 404,
+        "/feeds/nato+europol.atom": 301,
+        "/feeds/all.atom?limit=0": 400,
+        "/healthz": 200,
+    }
+    for path, status in misses.items():
+        assert [client.get(path).status_code for _ in range(2)] == [status, status], path
+    assert client.post("/feeds/all.atom").status_code == 405
+    assert hot.answered == before
