@@ -38,6 +38,7 @@ CONTENT_TYPES = {
     "json": "application/feed+json; charset=utf-8",
     "html": "text/html; charset=utf-8",
     "opml": "text/x-opml; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
 }
 
 
@@ -315,3 +316,25 @@ class Site:
         with self.store.read() as reader:
             release = reader.release(uuid)
         return release.draft.agency_slug if release else None
+
+    def robots(self) -> Representation:
+        """``robots.txt``; it changes with nothing the store holds."""
+        made = self._page(
+            ("robots",), None, lambda r, s: (pages.robots(), s.created), CONTENT_TYPES["txt"]
+        )
+        assert made is not None
+        return made
+
+    def search_page(self, wanted: pages.SearchRequest) -> Representation:
+        """One page of a search's results; it changes with the agencies it searches."""
+        base_url = self.config.base_url
+        selection = wanted.selection
+
+        def make(reader: Reader, state: State) -> tuple[bytes, datetime]:
+            body = pages.search(reader, state, wanted, base_url)
+            return body, catalog.feed_updated(state, selection)
+
+        key = ("page", "search", selection.name, wanted.filters.canonical(), wanted.page)
+        made = self._page(key, selection.slugs, make)
+        assert made is not None
+        return made
