@@ -106,7 +106,13 @@ def breakable(url: str) -> Markup:
     return Markup("<wbr>").join(escape(part) for part in _URL_BREAKS.split(url))
 
 
+def releases_text(count: int) -> str:
+    """``1 release``, ``5 releases``."""
+    return f"{count} release" if count == 1 else f"{count} releases"
+
+
 _env.filters["breakable"] = breakable
+_env.filters["releases"] = releases_text
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -192,7 +198,7 @@ def agency(reader: Reader, state: State, slug: str, base_url: str, page: int = 1
         return None
     shown = reader.newest((slug,), AGENCY_PAGE, (page - 1) * AGENCY_PAGE)
     newest = date_text(found.newest)
-    description = f"{found.present_count} press releases from {found.name}" + (
+    description = f"{releases_text(found.present_count)} from {found.name}" + (
         f", the newest from {newest}," if newest else ","
     ) + " as a page and as feeds to follow in any feed reader."  # fmt: skip
     return _render(
