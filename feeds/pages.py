@@ -280,7 +280,10 @@ def search(reader: Reader, state: State, wanted: SearchRequest, base_url: str) -
         feed_name=wanted.selection.name,
         feed_query=wanted.filters.canonical(),
         feed_links=[],
-        description=f"Press releases matching “{_shorten(words, 100)}”.",
+        description=(
+            f"Press releases matching “{_shorten(words, 60)}”, "
+            "and a feed that follows this search in any feed reader."
+        ),
         problem="",
     )
 
