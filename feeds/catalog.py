@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from feeds import ids
+from feeds import ids, urls
 from feeds.model import Agency, Release, State, Topic
 from feeds.query import ALL, Filters, Selection, topic_selection
 from feeds.store import Reader
@@ -81,30 +81,21 @@ class FeedDoc:
     def path(self, extension: str) -> str:
         """This document's own URL path in the given format."""
         if self.kind == "archive":
-            return archive_path(self.name, self.page, extension)
-        base = feed_path(self.name, extension)
-        return f"{base}?{self.query}" if self.query else base
+            return urls.archive(self.name, self.page, extension)
+        return urls.feed(self.name, extension, self.query)
 
     def archive_links(self, extension: str) -> dict[str, str]:
         """RFC 5005 links by relation: ``current``, ``prev-archive``, ``next-archive``."""
         links: dict[str, str] = {}
         if self.kind == "current" and self.full_pages:
-            links["prev-archive"] = archive_path(self.name, self.full_pages, extension)
+            links["prev-archive"] = urls.archive(self.name, self.full_pages, extension)
         elif self.kind == "archive":
-            links["current"] = feed_path(self.name, extension)
+            links["current"] = urls.feed(self.name, extension)
             if self.page > 1:
-                links["prev-archive"] = archive_path(self.name, self.page - 1, extension)
+                links["prev-archive"] = urls.archive(self.name, self.page - 1, extension)
             if self.page < self.full_pages:
-                links["next-archive"] = archive_path(self.name, self.page + 1, extension)
+                links["next-archive"] = urls.archive(self.name, self.page + 1, extension)
         return links
-
-
-def feed_path(name: str, extension: str) -> str:
-    return f"/feeds/{name}.{extension}"
-
-
-def archive_path(name: str, page: int, extension: str) -> str:
-    return f"/feeds/{name}/archive/{page}.{extension}"
 
 
 def member_count(state: State, selection: Selection) -> int:
@@ -171,10 +162,10 @@ def topic_title(topic: Topic) -> str:
 
 def _html_path(selection: Selection) -> str:
     if selection.topic is not None:
-        return f"/topics/{selection.topic}"
+        return urls.topic(selection.topic)
     if selection.slugs is not None and len(selection.slugs) == 1:
-        return f"/agencies/{selection.slugs[0]}"
-    return "/"
+        return urls.agency(selection.slugs[0])
+    return urls.INDEX
 
 
 def _sources(state: State, selection: Selection, entries: list[Release]) -> dict[str, SourceFeed]:
@@ -189,7 +180,7 @@ def _sources(state: State, selection: Selection, entries: list[Release]) -> dict
         slug: SourceFeed(
             id=ids.feed_id(slug),
             title=_title(Selection(slug, (slug,)), agencies, state),
-            path=feed_path(slug, "atom"),
+            path=urls.feed(slug, "atom"),
             updated=agencies[slug].feed_updated,
         )
         for slug in slugs

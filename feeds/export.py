@@ -5,7 +5,7 @@ what the server sends for its URL; each gets a pre-compressed ``.gz`` beside it
 (identical to the server's gzip bytes) and the document's ``Last-Modified`` as
 its mtime. The export is written to a new directory and swapped in, so a
 server reading the old one never sees a half-written tree. Multi-agency and
-filtered feeds are open-ended and not exported.
+filtered feeds and search pages are open-ended and not exported.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from feeds import catalog, pages, query, topics
+from feeds import catalog, pages, query, topics, urls
 from feeds.site import Representation, Site
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("atom", "rss", "json")
 #: How often to start over when a sync lands mid-export.
 ATTEMPTS = 3
 
@@ -45,39 +44,35 @@ def documents(site: Site) -> Iterator[tuple[str, Representation]]:
         for selection in catalog.selections(state):
             name = selection.name
             full_pages = catalog.full_pages(state, selection, site.config.page_size)
-            for extension in FORMATS:
-                yield f"feeds/{name}.{extension}", site.feed(selection, extension, query.Filters())
+            for extension in urls.FORMATS:
+                feed = site.feed(selection, extension, query.Filters())
+                yield urls.static_file(urls.feed(name, extension)), feed
                 for page in range(1, full_pages + 1):
                     archived = site.archive(selection, page, extension)
                     assert archived is not None
-                    yield f"feeds/{name}/archive/{page}.{extension}", archived
-        yield "feeds.opml", site.opml()
-        yield "index.html", site.index_page()
+                    yield urls.static_file(urls.archive(name, page, extension)), archived
+        yield urls.static_file(urls.OPML), site.opml()
+        yield urls.static_file(urls.ROBOTS), site.robots()
+        yield urls.static_file(urls.INDEX), site.index_page()
         for agency in state.agencies:
             for page in range(1, pages.agency_pages(state, agency.slug) + 1):
-                path = f"agencies/{agency.slug}.html" if page == 1 else (
-                    f"agencies/{agency.slug}/page/{page}.html"
-                )  # fmt: skip
                 rep = site.agency_page(agency.slug, page)
                 assert rep is not None
-                yield path, rep
+                yield urls.static_file(urls.agency(agency.slug, page)), rep
         for kind in (None, *topics.KINDS):
             made = site.topics_page(kind)
             assert made is not None
-            yield ("topics.html" if kind is None else f"topics/{kind}.html"), made
-        yield "topics.opml", site.topics_opml()
+            yield urls.static_file(urls.TOPICS if kind is None else urls.topic_kind(kind)), made
+        yield urls.static_file(urls.TOPICS_OPML), site.topics_opml()
         for found in state.topics:
             for page in range(1, pages.topic_pages(found) + 1):
-                path = f"topics/{found.key}.html" if page == 1 else (
-                    f"topics/{found.key}/page/{page}.html"
-                )  # fmt: skip
                 rep = site.topic_page(found.key, page)
                 assert rep is not None
-                yield path, rep
+                yield urls.static_file(urls.topic(found.key, page)), rep
         for uuid in reader.uuids():
             rep = site.release_page(uuid)
             assert rep is not None
-            yield f"releases/{uuid}.html", rep
+            yield urls.static_file(urls.release(uuid)), rep
 
 
 def _write(root: Path, relative: str, rep: Representation) -> int:

@@ -17,18 +17,17 @@ from typing import Any
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from feeds import __version__, markup
+from feeds import __version__, markup, urls
 from feeds.catalog import FeedDoc
 from feeds.model import Release, Topic
 
-ATOM_TYPE = "application/atom+xml"
-RSS_TYPE = "application/rss+xml"
-JSON_FEED_TYPE = "application/feed+json"
+ATOM_TYPE = urls.FORMAT_TYPES["atom"]
+RSS_TYPE = urls.FORMAT_TYPES["rss"]
+JSON_FEED_TYPE = urls.FORMAT_TYPES["json"]
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
 #: A date-only value is published at noon UTC, which keeps its calendar day nearly everywhere.
 DATE_ONLY_TIME = time(12, 0, tzinfo=UTC)
-FORMATS = ("atom", "rss", "json")
 #: Most characters of summary or content per entry in a feed (see :func:`_capped`).
 MAX_ENTRY_TEXT = 1_000_000
 
@@ -38,7 +37,7 @@ def date_to_datetime(value: date) -> datetime:
 
 
 def release_path(release: Release) -> str:
-    return f"/releases/{release.uuid}"
+    return urls.release(release.uuid)
 
 
 def topic_scheme(base_url: str, topic: Topic) -> str:
@@ -161,7 +160,7 @@ def _entry(fg: FeedGenerator, release: Release, doc: FeedDoc, base_url: str, rss
     fe.updated(release.updated)
     if draft.published is not None:
         fe.published(date_to_datetime(draft.published))
-    fe.author({"name": agency_name, "uri": f"{base_url}/agencies/{draft.agency_slug}"})
+    fe.author({"name": agency_name, "uri": base_url + urls.agency(draft.agency_slug)})
     fe.category({"term": draft.agency_slug, "label": agency_name})
     for topic in release.topics:
         fe.category(
@@ -230,7 +229,7 @@ def json_feed(doc: FeedDoc, base_url: str, hub: str | None = None) -> bytes:
             "authors": [
                 {
                     "name": _agency_name(doc, release),
-                    "url": f"{base_url}/agencies/{draft.agency_slug}",
+                    "url": base_url + urls.agency(draft.agency_slug),
                 }
             ],
             "tags": [draft.agency_slug, *(topic.name for topic in release.topics)],

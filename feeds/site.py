@@ -39,6 +39,7 @@ CONTENT_TYPES = {
     "json": "application/feed+json; charset=utf-8",
     "html": "text/html; charset=utf-8",
     "opml": "text/x-opml; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
 }
 
 
@@ -373,3 +374,30 @@ class Site:
             return self._html(body, agency.feed_updated, (agency.slug,))
 
         return self._cached(("page", "release", uuid), make, alias)
+
+    def robots(self, alias: Key | None = None) -> Representation:
+        """``robots.txt``; it changes with nothing the store holds."""
+
+        def make(reader: Reader, state: State) -> Made:
+            body = pages.robots()
+            return Representation.of(
+                body, CONTENT_TYPES["txt"], state.created, self.config.max_age
+            ), None
+
+        made = self._cached(("robots",), make, alias)
+        assert made is not None
+        return made
+
+    def search_page(self, wanted: pages.SearchRequest) -> Representation:
+        """One page of a search's results; it changes with the agencies it searches."""
+        base_url = self.config.base_url
+        selection = wanted.selection
+
+        def make(reader: Reader, state: State) -> Made:
+            body = pages.search(reader, state, wanted, base_url)
+            return self._html(body, catalog.feed_updated(state, selection), selection.deps)
+
+        key = ("page", "search", selection.name, wanted.filters.canonical(), wanted.page)
+        made = self._cached(key, make)
+        assert made is not None
+        return made

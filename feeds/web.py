@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
-from feeds import query, wire
+from feeds import pages, query, urls, wire
 from feeds.errors import BadRequestError, NotFoundError
 from feeds.site import Key, Representation, Site
 from feeds.sync import unrecorded_failure
@@ -28,10 +28,11 @@ bp = Blueprint("feeds", __name__)
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,199}")
-_FEED = re.compile(r"(?P<name>[a-z0-9+-]{1,2000})\.(?P<ext>atom|rss|json)")
-_TOPIC_FEED = re.compile(r"(?P<slug>[^/]{1,200})\.(?P<ext>atom|rss|json)")
-_ARCHIVE = re.compile(r"(?P<page>[1-9][0-9]{0,8})\.(?P<ext>atom|rss|json)")
-FORMATS = ("atom", "rss", "json")
+_EXT = "(?P<ext>" + "|".join(urls.FORMATS) + ")"
+_FEED = re.compile(r"(?P<name>[a-z0-9+-]{1,2000})\." + _EXT)
+_ARCHIVE = re.compile(r"(?P<page>[1-9][0-9]{0,8})\." + _EXT)
+_TOPIC_FEED = re.compile(r"(?P<slug>[^/]{1,200})\." + _EXT)
+HTML = wire.HTML
 #: Longest query string accepted at all (each filter has its own, smaller bound).
 MAX_QUERY_STRING = 1024
 
@@ -123,7 +124,7 @@ def feed(spec: str) -> Response:
         raise NotFoundError(f"no feed {spec!r}")
     selection = site.selection(match["name"])
     if selection.name != match["name"]:
-        return _redirect(f"/feeds/{selection.name}.{match['ext']}")
+        return _redirect(urls.feed(selection.name, match["ext"]))
     return send(site.feed(selection, match["ext"], _filters(), alias=key))
 
 
@@ -135,7 +136,7 @@ def archive(name: str, spec: str) -> Response:
     site = _site()
     selection = site.selection(name)
     if selection.name != name:
-        return _redirect(f"/feeds/{selection.name}/archive/{spec}")
+        return _redirect(urls.archive(selection.name, int(match["page"]), match["ext"]))
     if _filters():
         raise BadRequestError("filters", "apply to /feeds/<name>.<format>, not to archive pages")
     rep = site.archive(selection, int(match["page"]), match["ext"], alias=_raw())
@@ -218,24 +219,66 @@ def topic_page(kind: str, slug: str, number: str) -> Response:
     return send(rep)
 
 
-@bp.get("/feeds/choose")
-def choose() -> Response:
-    """The index page's chooser, without JavaScript: redirect to the chosen feed."""
-    chosen = request.args.getlist("agency")
-    extension = request.args.get("format", "atom")
-    if extension not in FORMATS:
-        raise BadRequestError("format", "one of atom, rss, json")
-    if not chosen:  # submitted with nothing ticked: back to the chooser
-        response = Response(status=303)
-        response.headers["Location"] = f"{_site().config.base_url}/#choose"
-        return response
-    selection = _site().selection("+".join(chosen))
-    response = Response(status=303)
-    response.headers["Location"] = f"{_site().config.base_url}/feeds/{selection.name}.{extension}"
+def _page(status: int, body: bytes) -> Response:
+    """An HTML page made for this request only (a helpful error page): never cached."""
+    response = Response(body, status=status, content_type=HTML)
+    response.headers["Content-Security-Policy"] = pages.SCRIPT_CSP
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-cache"
     return response
 
 
-@bp.get("/feeds.opml")
+@bp.get(urls.CHOOSE)
+def choose() -> Response:
+    """The index page's chooser, without JavaScript: redirect to the chosen feed."""
+    chosen = request.args.getlist("agency")
+    extension = request.args.get("format", urls.FORMATS[0])
+    if extension not in urls.FORMATS:
+        raise BadRequestError("format", "one of " + ", ".join(urls.FORMATS))
+    site = _site()
+    if not chosen:  # submitted with nothing ticked: say so, and offer the chooser again
+        problem = "Tick at least one agency: the feed holds exactly the agencies you tick."
+        body = pages.chooser(site.state(), site.config.base_url, extension, problem)
+        return _page(400, body)
+    selection = site.selection("+".join(chosen))
+    response = Response(status=303)
+    response.headers["Location"] = site.config.base_url + urls.feed(selection.name, extension)
+    return response
+
+
+@bp.get(urls.SEARCH)
+def search() -> Response:
+    """Releases matching words; an empty or malformed search gets a page that helps."""
+    site = _site()
+    args = request.args.to_dict(flat=False)
+    state = site.state()
+    if not any(value.strip() for value in args.get("q", [])):
+        return _page(200, pages.search_help(state, site.config.base_url, args, ""))
+    try:
+        if len(request.query_string) > MAX_QUERY_STRING:
+            raise BadRequestError("query string", f"at most {MAX_QUERY_STRING} bytes")
+        wanted = pages.search_request(state, args)
+    except (BadRequestError, NotFoundError) as exc:
+        return _page(400, pages.search_help(state, site.config.base_url, args, _problem(exc)))
+    return send(site.search_page(wanted))
+
+
+def _problem(exc: BadRequestError | NotFoundError) -> str:
+    """A search's mistake in words a person reads."""
+    if isinstance(exc, NotFoundError):
+        return f"Cannot search that agency: {exc}."
+    names = {"q": "The words", "exclude": "The excluded words", "page": "The page number"}
+    name = names.get(exc.parameter, exc.parameter.capitalize())
+    allowed = str(exc).removeprefix(f"invalid {exc.parameter}: ")
+    return f"{name}: {allowed}."
+
+
+@bp.get(urls.ROBOTS)
+def robots() -> Response:
+    return send(_site().robots())
+
+
+@bp.get(urls.OPML)
 def opml() -> Response:
     return send(_site().opml(alias=_raw()))
 
@@ -267,7 +310,7 @@ def release(uuid: str) -> Response:
     return send(rep)
 
 
-@bp.get("/healthz")
+@bp.get(urls.HEALTH)
 def healthz() -> Any:
     store = _site().store
     try:

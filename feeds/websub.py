@@ -13,12 +13,13 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlencode
 
+from feeds import urls
 from feeds.model import SyncReport
+from feeds.query import ALL
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 5.0
-FORMATS = ("atom", "rss", "json")
 
 
 def changed_feed_urls(report: SyncReport, base_url: str) -> list[str]:
@@ -28,8 +29,8 @@ def changed_feed_urls(report: SyncReport, base_url: str) -> list[str]:
     """
     if not report.agencies and not report.topics:
         return []
-    names = ["all", *report.agencies, *(f"topics/{key}" for key in report.topics)]
-    return [f"{base_url}/feeds/{name}.{ext}" for name in names for ext in FORMATS]
+    names = [ALL, *report.agencies, *(urls.topic_feed_name(key) for key in report.topics)]
+    return [base_url + urls.feed(name, ext) for name in names for ext in urls.FORMATS]
 
 
 def publish(hub: str, urls: list[str]) -> int:

@@ -84,8 +84,8 @@ def test_leaves_import_nothing_of_ours_but_leaves(leaf: str) -> None:
 
 # Each step may import only steps before it in the flow (and the leaves).
 ORDER = [
-    "errors", "model", "ids", "query", "config", "lock", "scan", "parse", "topics", "decide",
-    "store", "sqlite_store", "backends", "sync",
+    "errors", "model", "ids", "urls", "query", "config", "lock", "scan", "parse", "topics",
+    "decide", "store", "sqlite_store", "backends", "sync",
     "websub", "catalog", "markup", "render", "pages", "site", "wire", "export", "web", "hotpath",
     "schedule",
     "app", "serving", "cli",

@@ -41,7 +41,7 @@ from . import golden
 CORPUS = golden.CORPORA["varied"]
 ATOM = "{http://www.w3.org/2005/Atom}"
 #: A labelled time on a release page: ``first seen <time datetime="...">``.
-_TIME = re.compile(r'(first seen|updated) <time datetime="([^"]+)"')
+_TIME = re.compile(r'(first seen|updated)(?: here)? <time datetime="([^"]+)"', re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +213,7 @@ def test_every_release_keeps_id_number_first_seen_and_updated(
         assert page.status_code == 200, where
         # The page labels its times; "updated" only when it differs from "first seen".
         labelled = {
-            label: datetime.fromisoformat(moment)
+            label.lower(): datetime.fromisoformat(moment)
             for label, moment in _TIME.findall(page.get_data(as_text=True))
         }
         assert labelled.get("first seen") == release.first_seen, f"{where}: first seen"
