@@ -27,6 +27,8 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from feeds.pages import breakable
+
 from .servers import (
     REAL_SEED,
     REAL_SEED_RELEASES,
@@ -379,10 +381,12 @@ def test_restart_and_rebuild_keep_documents_and_ids(tmp_path: Path, pool: Server
         f"{other}/feeds/all.atom"
     }
     assert all(e.link.startswith(f"{other}/releases/") for e in feed.entries)
+    # Pages show feed addresses with line-break hints (<wbr>): the shown form moves too.
+    shown = (str(breakable(base)).encode(), str(breakable(other)).encode())
     differing = [
         path
         for path in rebuilt
-        if moved[path] != rebuilt[path].replace(base.encode(), other.encode())
+        if moved[path] != rebuilt[path].replace(*shown).replace(base.encode(), other.encode())
     ]
     assert differing == [], f"more than the links changed with the base URL: {differing}"
 
