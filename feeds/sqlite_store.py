@@ -304,6 +304,11 @@ _MEMBER = (
 )
 _TOPIC_NEWEST = "ORDER BY t.updated DESC, t.revised DESC, t.seq DESC"
 _NEWEST = "ORDER BY updated DESC, revised DESC, seq DESC"
+#: Words matching at least this many releases are searched by walking the newest
+#: releases (:meth:`_Reader._walk_newest`) instead of sorting every match.
+_COMMON = 2000
+#: Releases per step of that walk.
+_WALK = 500
 #: Releases fetched per query when a sync walks its candidates.
 _BATCH_VARIABLES = 500
 
@@ -766,12 +771,90 @@ class _Reader:
         return list(merged)[offset : offset + limit]
 
     def search(self, slugs: tuple[str, ...] | None, filters: Filters, limit: int) -> list[Release]:
+        if filters.q and (slugs is None or len(slugs) == 1) and self._common(filters.q):
+            return self._walk_newest(slugs, filters, limit)
+        # Few matches: take them all from the index and sort them.
         where, params = _search_terms(filters, "seq", "updated")
         if slugs is not None:
             where.append(f"agency_slug IN ({_marks(len(slugs))})")
             params.extend(slugs)
         params.append(limit)
         return self._select(" AND ".join(["present", *where]), params, f"{_NEWEST} LIMIT ?")
+
+    def _common(self, words: Sequence[str]) -> bool:
+        """Whether the words match at least :data:`_COMMON` releases (a bounded probe)."""
+        (found,) = self._conn.execute(
+            "SELECT COUNT(*) FROM (SELECT rowid FROM releases_fts WHERE releases_fts MATCH ?"
+            " LIMIT ?)",
+            (match_expression(words), _COMMON),
+        ).fetchone()
+        return bool(found >= _COMMON)
+
+    def _walk_newest(
+        self, slugs: tuple[str, ...] | None, filters: Filters, limit: int
+    ) -> list[Release]:
+        """Matches of common words: walk the newest releases, check each chunk in the index.
+
+        Sorting every match of a word in 30% of a million releases costs a second; the
+        newest ``limit`` of them are found within the first few chunks of the "newest"
+        index, each checked with a range query on the full-text index.
+        """
+        conn = self._conn
+        q = match_expression(filters.q)
+        exclude = match_expression(filters.exclude).replace(" AND ", " OR ")
+        where = ["present"]
+        params: list[Any] = []
+        if slugs is not None:
+            where.append("agency_slug = ?")
+            params.append(slugs[0])
+        if filters.since is not None:
+            where.append("updated > ?")
+            params.append(math.floor(filters.since.timestamp()))
+        found: list[int] = []
+        after: tuple[int, int, int] | None = None
+        while len(found) < limit:
+            keyset = ["(updated, revised, seq) < (?, ?, ?)"] if after is not None else []
+            chunk = conn.execute(
+                f"SELECT seq, updated, revised FROM releases WHERE {' AND '.join(where + keyset)}"
+                f" {_NEWEST} LIMIT ?",
+                (*params, *(after or ()), _WALK),
+            ).fetchall()
+            if not chunk:
+                break
+            seqs = [row[0] for row in chunk]
+            hits = self._in_index(q, seqs)
+            misses = self._in_index(exclude, seqs) if filters.exclude else set()
+            found += [seq for seq in seqs if seq in hits and seq not in misses]
+            last = chunk[-1]
+            after = (last[1], last[2], last[0])
+            if len(chunk) < _WALK:
+                break
+        chosen = found[:limit]
+        rows = {r.seq: r for r in self._select(f"seq IN ({_marks(len(chosen))})", chosen)}
+        return [rows[seq] for seq in chosen]
+
+    def _in_index(self, expression: str, seqs: list[int]) -> set[int]:
+        """Which of ``seqs`` the full-text ``expression`` matches, by rowid ranges."""
+        ordered = sorted(seqs)
+        ranges: list[list[int]] = []
+        for seq in ordered:  # nearby numbers share one range query
+            if ranges and seq - ranges[-1][1] <= 2 * _WALK:
+                ranges[-1][1] = seq
+            else:
+                ranges.append([seq, seq])
+        wanted = set(seqs)
+        found: set[int] = set()
+        for low, high in ranges:
+            found.update(
+                row[0]
+                for row in self._conn.execute(
+                    "SELECT rowid FROM releases_fts WHERE releases_fts MATCH ?"
+                    " AND rowid BETWEEN ? AND ?",
+                    (expression, low, high),
+                )
+                if row[0] in wanted
+            )
+        return found
 
     def release(self, uuid: str) -> Release | None:
         found = self._select("id = ?", (f"urn:uuid:{uuid}",))

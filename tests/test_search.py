@@ -11,7 +11,7 @@ that words collide often and prefixes, accents and punctuation all occur.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
 
+from feeds import sqlite_store
 from feeds.errors import BadRequestError
 from feeds.model import Release
 from feeds.query import Filters, filters
@@ -88,11 +89,26 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("search")
 
 
+@pytest.fixture(scope="module", params=["sorted", "walked"])
+def strategy(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Both ways the store answers: sorting every match, or (common words) walking the
+    newest releases in small steps; the thresholds are lowered so small corpora walk."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "walked":
+            patch.setattr(sqlite_store, "_COMMON", 1)
+            patch.setattr(sqlite_store, "_WALK", 2)
+        yield str(request.param)
+
+
 @given(corpus=corpora, q=queries, exclude=st.none() | queries)
 def test_indexed_filters_match_the_reference(
-    workdir: Path, corpus: list[tuple[str, str, str]], q: str, exclude: str | None
+    workdir: Path,
+    strategy: str,
+    corpus: list[tuple[str, str, str]],
+    q: str,
+    exclude: str | None,
 ) -> None:
-    case = workdir / f"case-{abs(hash((tuple(corpus), q, exclude)))}"
+    case = workdir / f"case-{strategy}-{abs(hash((tuple(corpus), q, exclude)))}"
     seeds = case / "seeds"
     seeds.mkdir(parents=True)
     text = "".join(
@@ -108,7 +124,9 @@ def test_indexed_filters_match_the_reference(
         wanted = filters(args)
         with store.read() as reader:
             got = reader.search(None, wanted, 500)
+            first = reader.search(None, wanted, 3)
         assert {r.id for r in got} == reference(releases, wanted), (q, exclude)
+        assert [r.id for r in first] == [r.id for r in got[:3]]  # a limit takes the newest
         # Newest change first, as every document lists its entries.
         assert [r.seq for r in got] == sorted((r.seq for r in got), reverse=True)
     finally:
