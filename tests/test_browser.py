@@ -6,7 +6,7 @@ following links: headings, the agency table with its counts, release dates or
 appear and work with JavaScript, pages that still work without it, the agency
 chooser, no horizontal scrolling on a phone, and no console error or
 Content-Security-Policy violation anywhere. Full-page screenshots go to
-``test-artifacts/screenshots/`` for a human to look at.
+``screenshots/`` under pytest's temporary directory for a human to look at.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ sync_api = pytest.importorskip(
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+#: Where screenshots go: ``screenshots/`` under pytest's temporary directory (set by
+#: the ``server`` fixture), for a person to look at after a run.
+SCREENSHOTS: list[Path] = []
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -85,6 +87,7 @@ class Watched:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("browser")
+    SCREENSHOTS[:] = [tmp_path_factory.getbasetemp() / "screenshots-pages"]
     seeds = tmp / "seeds"
     seeds.mkdir()
     shutil.copy(REAL_SEED, seeds / REAL_SEED.name)
@@ -159,8 +162,9 @@ def visit(watched: Watched, url: str) -> None:
 
 
 def screenshot(watched: Watched, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    watched.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    folder = SCREENSHOTS[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    watched.page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def agency_table(page: Any) -> dict[str, int]:
