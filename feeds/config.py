@@ -119,7 +119,7 @@ class DatabaseURL:
         return f"DatabaseURL({mask_url(self.url)!r})"
 
 
-def _database(value: str) -> Path | DatabaseURL:
+def parse_database(value: str) -> Path | DatabaseURL:
     """A SQLite file path, or a ``postgresql://`` (``postgres://``) URL for PostgreSQL."""
     if _URL.match(value):
         scheme = value.split("://", 1)[0].lower()
@@ -174,7 +174,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "database",
         "instance/feeds.sqlite3",
-        _database,
+        parse_database,
         "The store: a SQLite file (created with its directory if missing), or a "
         "`postgresql://user:password@host:port/dbname` URL (any libpq URL) for a "
         "PostgreSQL database shared by several nodes.",

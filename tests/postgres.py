@@ -53,8 +53,8 @@ class Cluster:
             shutil.chown(self.root, USER, USER)
         self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=trust",
                   "--locale=C.UTF-8", "-E", "UTF8", "--no-sync")  # fmt: skip
+        self._admin: psycopg.Connection[object] | None = None
         self.start()
-        self.admin = psycopg.connect(self.url("postgres"), autocommit=True)
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self.bin / tool), *args]
@@ -74,21 +74,36 @@ class Cluster:
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
+    def admin(self, statement: str) -> None:
+        """Run ``statement`` on the maintenance database (reconnecting after a restart)."""
+        for attempt in (1, 2):
+            if self._admin is None:
+                self._admin = psycopg.connect(self.url("postgres"), autocommit=True)
+            try:
+                self._admin.execute(statement)
+                return
+            except psycopg.OperationalError:
+                self._admin.close()
+                self._admin = None
+                if attempt == 2:
+                    raise
+
     def url(self, name: str) -> str:
         return f"postgresql://{USER}@/{name}?host={self.socket}"
 
     def database(self) -> str:
         """A new empty database's URL."""
         name = f"feeds_{next(self._names)}"
-        self.admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 STRATEGY FILE_COPY")
+        self.admin(f"CREATE DATABASE {name} TEMPLATE template0 STRATEGY FILE_COPY")
         return self.url(name)
 
     def drop(self, url: str) -> None:
         name = url.split("?")[0].rsplit("/", 1)[1]
-        self.admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def close(self) -> None:
-        self.admin.close()
+        if self._admin is not None:
+            self._admin.close()
         try:
             self.stop("immediate")
         finally:
