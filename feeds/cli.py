@@ -20,9 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from feeds import __version__, export, parse, scan, serving, websub
+from feeds import __version__, backends, export, parse, scan, serving, websub
 from feeds.app import configure_logging
-from feeds import backends
 from feeds.backends import open_store
 from feeds.config import SETTINGS, Config, DatabaseURL, check_seed_dir, load, parse_database
 from feeds.errors import ConfigError, FeedsError, StoreError
