@@ -1076,12 +1076,58 @@ class _Session:
         conn.execute("UPDATE copies SET draft = NULL WHERE content = %s AND idx = %s", best.key)
         return draft_from_json(found[0]) if found and found[0] is not None else None
 
+    def _insert_new(self, decisions: list[Decision]) -> None:
+        """Insert releases new to the store, a batch in a few round trips.
+
+        Each takes its winning copy's text, which the copy then stops keeping (a first
+        sync is mostly this, so it is not done one release at a time).
+        """
+        conn = self._conn
+        keys = [d.winner.key for d in decisions if d.winner is not None]
+        contents, places = [k[0] for k in keys], [k[1] for k in keys]
+        texts = {
+            (r[0], r[1]): r[2]
+            for r in conn.execute(
+                "SELECT c.content, c.idx, c.draft FROM copies c"
+                " JOIN unnest(%s::bigint[], %s::int[]) AS k(content, idx)"
+                " ON c.content = k.content AND c.idx = k.idx",
+                (contents, places),
+            ).fetchall()
+        }
+        conn.execute(
+            "UPDATE copies c SET draft = NULL FROM unnest(%s::bigint[], %s::int[]) AS k(content,"
+            " idx) WHERE c.content = k.content AND c.idx = k.idx",
+            (contents, places),
+        )
+        rows = []
+        for d in decisions:
+            best = d.winner
+            assert best is not None
+            draft = draft_from_json(texts[best.key])
+            rows.append(
+                (d.seq, d.id, best.agency_slug, draft.agency, draft.channel, draft.title,
+                 _iso(draft.date_line), _iso(draft.published), join_body(draft.paragraphs),
+                 bytes.fromhex(best.content_hash), self.now, self.now, True, None, best.exact,
+                 d.agency_pos, best.content, best.idx,
+                 words_vector(draft.title, draft.paragraphs))
+            )  # fmt: skip
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO releases ({_RELEASE}, exact, agency_pos, revised, win_content,"
+                " win_idx, words) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s, %s, %s, %s, 0, %s, %s, %s::tsvector)",
+                rows,
+            )
+
     def apply(self, decisions: Sequence[Decision]) -> None:
         conn = self._conn
         now = self.now
+        fresh = [d for d in decisions if d.kind == "new" and d.held is None]
+        if fresh:
+            self._insert_new(fresh)
         for d in decisions:
             kind = d.kind
-            if kind == "same":
+            if kind == "same" or (kind == "new" and d.held is None):
                 continue
             if kind == "gone":
                 conn.execute(
