@@ -338,6 +338,7 @@ class PgStore:
         self._conns: dict[int, tuple[threading.Thread, Conn]] = {}
         self._pid = os.getpid()
         self._generation: int | None = None
+        self._unreachable = False
         # Connections close with the store, not one by one at interpreter exit.
         weakref.finalize(self, _close_all, self._conns)
 
@@ -545,8 +546,13 @@ class PgStore:
                     continue  # a connection broken by a restart: one retry on a new one
                 if self._generation is None:
                     raise
-                log.warning("store unreachable, serving cached documents store=%s", self.shown)
+                if not self._unreachable:  # once per outage, not once per request
+                    self._unreachable = True
+                    log.warning("store unreachable, serving cached documents store=%s", self.shown)
                 return self._generation
+            if self._unreachable:
+                self._unreachable = False
+                log.warning("store reachable again store=%s", self.shown)
             self._generation = int(row[0])
             return self._generation
         raise AssertionError("unreachable")
