@@ -19,12 +19,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import errors as pg_errors
 
 from feeds import cli
 from feeds.config import DatabaseURL, load
-from feeds.errors import ConfigError, SyncBusyError
-from feeds.pg_store import PgStore
+from feeds.errors import (
+    ConfigError,
+    StoreBusy,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+    SyncBusyError,
+)
+from feeds.pg_store import PgStore, classify
 from feeds.sqlite_store import SQLiteStore
 from feeds.store import Store
 from feeds.sync import locked_sync, sync
@@ -252,3 +262,35 @@ def test_another_scheme_fails_at_start_naming_the_variable(value: str) -> None:
 def test_the_test_cluster_reaches_every_node(pg_cluster: Cluster) -> None:
     """The fixture itself: the server runs without TCP, on its own socket directory."""
     assert os.path.exists(os.path.join(pg_cluster.socket, ".s.PGSQL.5432"))
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "reason"),
+    [
+        (pg_errors.DiskFull, StoreFull, "disk full"),
+        (pg_errors.SerializationFailure, StoreBusy, "busy"),
+        (pg_errors.TooManyConnections, StoreBusy, "too many connections"),
+        (pg_errors.InsufficientPrivilege, StoreUnavailable, "permission denied"),
+        (pg_errors.InvalidCatalogName, StoreUnavailable, "no such database"),
+        (pg_errors.ReadOnlySqlTransaction, StoreUnavailable, "read-only"),
+        (pg_errors.InvalidPassword, StoreUnavailable, "authentication failed"),
+        (pg_errors.DataCorrupted, StoreCorrupt, "corrupt"),
+        (psycopg.OperationalError, StoreUnavailable, "cannot connect"),
+        (pg_errors.UniqueViolation, StoreError, "database error"),
+    ],
+)
+def test_driver_errors_become_the_project_s_kinds(
+    error: type[psycopg.Error], kind: type[StoreError], reason: str
+) -> None:
+    found = classify(error("what the server said\nDETAIL: more"), "postgresql://feeds:***@db/x")
+    assert type(found) is kind and found.reason == reason
+    assert str(found).startswith(f"{reason}: postgresql://feeds:***@db/x: what the server said")
+
+
+def test_a_database_holding_other_tables_is_refused(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    store = PgStore(pg_url)
+    with pytest.raises(StoreError, match="not a feeds database"):
+        store.initialize(T0)
+    store.close()
