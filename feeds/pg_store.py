@@ -915,9 +915,13 @@ class _Session:
             ("seen", 'name TEXT COLLATE "C" PRIMARY KEY'),
             ("old_contents", "content BIGINT PRIMARY KEY"),
             ("affected", 'id TEXT COLLATE "C" PRIMARY KEY'),
+            ("work", 'pos BIGINT PRIMARY KEY, id TEXT COLLATE "C" NOT NULL'),
         ):
-            # Dropped at commit or rollback: every sync starts from empty work tables.
-            conn.execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
+            # Created once per connection, emptied at every commit (and a rollback takes its
+            # rows with it): every sync starts from empty work tables without paying DDL.
+            conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"
+            )
 
     def file(self, name: str) -> FileRow | None:
         row = _row(
@@ -1019,10 +1023,6 @@ class _Session:
         # The order new releases are numbered in: first file name holding them, then place
         # (names compare by bytes, as SQLite compares them).
         conn.execute(
-            'CREATE TEMP TABLE work (pos BIGINT PRIMARY KEY, id TEXT COLLATE "C" NOT NULL)'
-            " ON COMMIT DROP"
-        )
-        conn.execute(
             "INSERT INTO work (pos, id) SELECT ROW_NUMBER() OVER (ORDER BY first.name IS NULL,"
             " first.name, first.idx, a.id), a.id FROM affected a LEFT JOIN LATERAL ("
             "  SELECT f.name, c.idx FROM copies c JOIN files f ON f.content = c.content"
@@ -1038,7 +1038,6 @@ class _Session:
                 break
             after = rows[-1][0]
             yield self._candidates([r[1] for r in rows])
-        conn.execute("DROP TABLE work")
 
     def _candidates(self, ids: list[str]) -> list[Candidate]:
         conn = self._conn

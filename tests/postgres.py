@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -108,3 +109,31 @@ class Cluster:
             self.stop("immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def empty_store(url: str, created: datetime) -> bool:
+    """Empty an initialized feeds database in place, as if just created at ``created``.
+
+    Much faster than dropping and creating the schema (DDL costs about 100 ms), which
+    matters to property tests that need a new store for each of hundreds of examples.
+    Every table loses its rows and the ``meta`` rows :meth:`PgStore.initialize` writes
+    into a new database are written again (``tests/test_postgresql.py`` checks that
+    the result equals a new store). False if there was no store to empty.
+    """
+    from feeds.pg_store import SCHEMA_VERSION, TABLES
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('meta')").fetchone() == (None,):
+            return False
+        with conn.transaction():
+            for table in TABLES:
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute(
+                "INSERT INTO meta VALUES ('schema', %s), ('created', %s), ('generation', %s)",
+                (
+                    str(SCHEMA_VERSION),
+                    str(int(created.timestamp())),
+                    str(int(created.timestamp() * 1000)),
+                ),
+            )
+    return True

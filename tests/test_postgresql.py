@@ -41,7 +41,7 @@ from feeds.sync import locked_sync, sync
 
 from . import golden
 from .conftest import ROOT
-from .postgres import Cluster
+from .postgres import Cluster, empty_store
 from .records import everything
 
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
@@ -294,3 +294,28 @@ def test_a_database_holding_other_tables_is_refused(pg_url: str) -> None:
     with pytest.raises(StoreError, match="not a feeds database"):
         store.initialize(T0)
     store.close()
+
+
+def test_emptying_a_store_in_place_gives_a_new_store(
+    pg_url: str, pg_cluster: Cluster, real_seed_dir: Path
+) -> None:
+    """The shortcut property tests take (tests/postgres.py ``empty_store``) is honest."""
+    used = PgStore(pg_url)
+    used.initialize(T0)
+    assert sync(used, real_seed_dir, clock=lambda: T0).ok
+    used.close()
+    assert empty_store(pg_url, T0 + timedelta(days=1))
+    emptied = PgStore(pg_url)
+    emptied.initialize(T0 + timedelta(days=1))
+    other = pg_cluster.database()
+    new = PgStore(other)
+    new.initialize(T0 + timedelta(days=1))
+    try:
+        assert everything(emptied) == everything(new)
+        assert emptied.generation() == new.generation()
+        assert emptied.counts() == new.counts() and emptied.last_syncs(5) == []
+        assert sync(emptied, real_seed_dir, clock=lambda: T0).count("new") == 10
+    finally:
+        emptied.close()
+        new.close()
+        pg_cluster.drop(other)
