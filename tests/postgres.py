@@ -99,16 +99,30 @@ class Cluster:
         return self.url(name)
 
     def drop(self, url: str) -> None:
+        forget(url)
         name = url.split("?")[0].rsplit("/", 1)[1]
         self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def close(self) -> None:
+        for url in list(_emptiers):
+            forget(url)
         if self._admin is not None:
             self._admin.close()
         try:
             self.stop("immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+#: One connection per database that :func:`empty_store` empties, kept between calls.
+_emptiers: dict[str, psycopg.Connection[object]] = {}
+
+
+def forget(url: str) -> None:
+    """Close :func:`empty_store`'s connection to ``url`` (before the database is dropped)."""
+    conn = _emptiers.pop(url, None)
+    if conn is not None:
+        conn.close()
 
 
 def empty_store(url: str, created: datetime) -> bool:
@@ -122,18 +136,20 @@ def empty_store(url: str, created: datetime) -> bool:
     """
     from feeds.pg_store import SCHEMA_VERSION, TABLES
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        if conn.execute("SELECT to_regclass('meta')").fetchone() == (None,):
-            return False
-        with conn.transaction():
-            for table in TABLES:
-                conn.execute(f"DELETE FROM {table}")
-            conn.execute(
-                "INSERT INTO meta VALUES ('schema', %s), ('created', %s), ('generation', %s)",
-                (
-                    str(SCHEMA_VERSION),
-                    str(int(created.timestamp())),
-                    str(int(created.timestamp() * 1000)),
-                ),
-            )
+    conn = _emptiers.get(url)
+    if conn is None or conn.closed or conn.broken:
+        conn = _emptiers[url] = psycopg.connect(url, autocommit=True)
+    if conn.execute("SELECT to_regclass('meta')").fetchone() == (None,):
+        return False
+    with conn.transaction():  # emptied whole or not at all
+        for table in TABLES:
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute(
+            "INSERT INTO meta VALUES ('schema', %s), ('created', %s), ('generation', %s)",
+            (
+                str(SCHEMA_VERSION),
+                str(int(created.timestamp())),
+                str(int(created.timestamp() * 1000)),
+            ),
+        )
     return True
