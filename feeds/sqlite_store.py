@@ -1448,12 +1448,12 @@ def _v1_release(row: Sequence[Any]) -> tuple[Any, ...]:
 #: Tables in the order another backend loads them (contents before what refers to them).
 DUMP_TABLES = (
     "meta", "agencies", "agency_names", "contents", "files", "content_problems", "copies",
-    "releases", "problems", "syncs",
+    "releases", "topics", "release_topics", "problems", "syncs",
 )  # fmt: skip
 #: Tables whose implicit rowid (their order) the other stores keep as ``id``.
 _ROWID_TABLES = {"contents", "content_problems", "problems"}
 #: Order of tables without a rowid.
-_ORDER = {"agency_names": "slug, name", "copies": "content, idx"}
+_ORDER = {"agency_names": "slug, name", "copies": "content, idx", "release_topics": "topic, seq"}
 
 
 def dump(store: SQLiteStore) -> Iterator[tuple[str, list[str], Iterator[Sequence[Any]]]]:
