@@ -1,17 +1,40 @@
 """Which store backend a configuration names, opened but not yet initialized.
 
 The only module that knows every backend: everything above it holds a
-:class:`~feeds.store.Store` and asks it the contract's questions.
+:class:`~feeds.store.Store` and asks it the contract's questions. It also moves
+a store from one backend to another (``feeds migrate-store``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from feeds.sqlite_store import SQLiteStore
+from feeds.config import DatabaseURL
+from feeds.pg_store import PgStore
+from feeds.sqlite_store import SQLiteStore, dump
 from feeds.store import Store
 
 
-def open_store(database: Path) -> Store:
-    """The store at ``database``: a SQLite file path (the embedded default)."""
+def open_store(database: Path | DatabaseURL) -> Store:
+    """The store ``database`` names: a SQLite file path (the embedded default) or a
+    PostgreSQL URL."""
+    if isinstance(database, DatabaseURL):
+        return PgStore(database.url)
     return SQLiteStore(database)
+
+
+def migrate(source: Path, target: DatabaseURL) -> None:
+    """Copy the SQLite store at ``source`` into the empty PostgreSQL database ``target``.
+
+    Every row keeps its IDs, numbers, first-seen, ``updated``, files, contents and
+    copies, so the target renders the same bytes and its next sync finds nothing new.
+    One read snapshot of the source, one transaction on the target: a failure leaves
+    the target empty. :class:`~feeds.errors.StoreError` if the target is not empty.
+    """
+    reading = SQLiteStore(source)
+    writing = PgStore(target.url)
+    try:
+        writing.load(dump(reading))
+    finally:
+        reading.close()
+        writing.close()

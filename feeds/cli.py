@@ -1,4 +1,5 @@
-"""The ``feeds`` command: serve, sync, check, stats, export. The only module that prints.
+"""The ``feeds`` command: serve, sync, check, stats, export, migrate-store. The only module
+that prints.
 
 Exit codes: 0 success, 1 the command ran and found problems (or the sync
 failed, or an operation failed), 2 bad usage or configuration (a store that
@@ -19,10 +20,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from feeds import __version__, export, parse, scan, serving, websub
+from feeds import __version__, backends, export, parse, scan, serving, websub
 from feeds.app import configure_logging
 from feeds.backends import open_store
-from feeds.config import SETTINGS, Config, check_seed_dir, load
+from feeds.config import SETTINGS, Config, DatabaseURL, check_seed_dir, load, parse_database
 from feeds.errors import ConfigError, FeedsError, StoreError
 from feeds.store import Store
 from feeds.sync import locked_sync, utcnow
@@ -88,6 +89,19 @@ def _parser() -> argparse.ArgumentParser:
         "DIR is replaced as a whole. See deploy/nginx-static.conf.",
     )
     export_parser.add_argument("out", type=Path, metavar="DIR", help="output directory")
+
+    migrate = commands.add_parser(
+        "migrate-store",
+        help="copy the SQLite store (FEEDS_DATABASE) into an empty PostgreSQL database",
+        description="Copy every release, number, first-seen and updated time, file, content "
+        "and copy of the SQLite store FEEDS_DATABASE names into an empty PostgreSQL "
+        "database, in one transaction, so that feeds served from it are byte-identical and "
+        "its next sync finds nothing new. Refuses a database that holds any table. Then "
+        "set FEEDS_DATABASE to the URL.",
+    )
+    migrate.add_argument(
+        "--to", required=True, metavar="URL", help="postgresql://user:password@host:port/dbname"
+    )
     return parser
 
 
@@ -130,6 +144,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         return _stats(config)
     if args.command == "export":
         return _export(config, args.out)
+    if args.command == "migrate-store":
+        return _migrate_store(config, args.to)
     if args.dir is not None:
         check_seed_dir(args.dir, "DIR")
     else:
@@ -252,6 +268,38 @@ def _export(config: Config, out: Path) -> int:
         print(f"feeds: export to {out} failed: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     print(f"exported {_count(report.files, 'file')} ({report.bytes / 1e6:.1f} MB) to {out}")
+    return 0
+
+
+def _migrate_store(config: Config, to: str) -> int:
+    source = config.database
+    if isinstance(source, DatabaseURL):
+        raise ConfigError(
+            f"FEEDS_DATABASE={source} is not a SQLite file; migrate-store copies a SQLite store"
+        )
+    if not source.is_file():
+        raise ConfigError(f"FEEDS_DATABASE={str(source)!r} is invalid: no SQLite store there")
+    try:
+        target = parse_database(to)
+    except ValueError as exc:
+        raise ConfigError(f"--to is invalid: {exc}") from None
+    if not isinstance(target, DatabaseURL):
+        raise ConfigError("--to is invalid: give a postgresql:// URL")
+    store = _open_store(config)  # checks (and migrates) the source's own schema first
+    if store is None:
+        return 2
+    store.close()
+    backends.migrate(source, target)
+    copied = open_store(target)
+    try:
+        counts = copied.counts()
+    finally:
+        copied.close()
+    print(
+        f"copied {_count(counts['releases'] + counts['releases_gone'], 'release')} "
+        f"({counts['releases']} present), {counts['agencies']} agency feed(s) and "
+        f"{_count(counts['files'], 'file')} to {target}; now set FEEDS_DATABASE to it"
+    )
     return 0
 
 

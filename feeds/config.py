@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from feeds.errors import ConfigError
 
@@ -75,7 +76,63 @@ def _path(value: str) -> Path:
     return Path(value)
 
 
-def _database(value: str) -> Path:
+#: ``scheme://``: a URL, never a file name (even a relative path cannot start like this).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+POSTGRESQL_SCHEMES = ("postgresql", "postgres")
+
+
+def mask_url(text: str) -> str:
+    """``text`` with any password in it (``user:secret@``, ``?password=``) shown as ``***``.
+
+    Anything that is not a URL comes back as it is.
+    """
+    if not _URL.match(text):
+        return text
+    try:
+        parts = urlsplit(text)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":***"
+            netloc = f"{userinfo}@{hostport}"
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        query = parts.query
+        if any(key == "password" for key, _ in pairs):
+            shown = [(k, "***" if k == "password" else v) for k, v in pairs]
+            query = urlencode(shown, safe="/*")
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:  # unparsable (a bad port, say): show the scheme alone
+        return text.split("://", 1)[0] + "://***"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseURL:
+    """A PostgreSQL connection URL whose password never shows in ``str``, ``repr`` or logs."""
+
+    url: str
+
+    def __str__(self) -> str:
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"DatabaseURL({mask_url(self.url)!r})"
+
+
+def parse_database(value: str) -> Path | DatabaseURL:
+    """A SQLite file path, or a ``postgresql://`` (``postgres://``) URL for PostgreSQL."""
+    if _URL.match(value):
+        scheme = value.split("://", 1)[0].lower()
+        if scheme not in POSTGRESQL_SCHEMES:
+            raise ValueError(
+                f"{scheme}:// is not a supported store; give a file path (SQLite) "
+                "or a postgresql:// URL"
+            )
+        try:
+            urlsplit(value).port  # noqa: B018 (a malformed port raises here)
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL: {exc}") from None
+        return DatabaseURL(value)
     path = _path(value)
     # Checked before anything opens it: a typo must never get a directory "repaired".
     if path.is_dir():
@@ -87,6 +144,8 @@ def _as_text(value: Any) -> str:
     """A ready override value as the text the environment would hold, to parse it alike."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, DatabaseURL):
+        return value.url
     if isinstance(value, int | float | Path):
         return str(value)
     if isinstance(value, list | tuple | set | frozenset) and all(isinstance(v, str) for v in value):
@@ -115,8 +174,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "database",
         "instance/feeds.sqlite3",
-        _database,
-        "SQLite file of the store; created with its directory if missing.",
+        parse_database,
+        "The store: a SQLite file (created with its directory if missing), or a "
+        "`postgresql://user:password@host:port/dbname` URL (any libpq URL) for a "
+        "PostgreSQL database shared by several nodes.",
     ),
     Setting("host", "127.0.0.1", str, "Address `feeds serve` listens on."),
     Setting("port", "8000", _int_range(1, 65535), "Port `feeds serve` listens on."),
@@ -179,7 +240,7 @@ class Config:
     """Validated settings; build with :func:`load`."""
 
     seed_dir: Path
-    database: Path
+    database: Path | DatabaseURL
     host: str
     port: int
     base_url: str
@@ -226,7 +287,8 @@ def load(
             # Ready values (an int, a Path) pass the very checks a variable's text does.
             values[setting.name] = setting.parse(raw if isinstance(raw, str) else _as_text(raw))
         except ValueError as exc:
-            raise ConfigError(f"{setting.variable}={raw!r} is invalid: {exc}") from None
+            shown = mask_url(raw) if isinstance(raw, str) else raw
+            raise ConfigError(f"{setting.variable}={shown!r} is invalid: {exc}") from None
     if not values["base_url"]:
         values["base_url"] = f"http://127.0.0.1:{values['port']}"
     config = Config(**values)

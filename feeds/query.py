@@ -16,6 +16,7 @@ commerce").
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,8 @@ MAX_WORDS = 20
 #: Most agencies in one multi-agency feed name.
 MAX_AGENCIES = 50
 FILTER_PARAMETERS = ("q", "exclude", "limit", "since")
+#: A run of letters and digits: ``\w`` is ``str.isalnum`` plus ``_``.
+_TOKEN = re.compile(r"[^\W_]+")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -101,6 +104,20 @@ class Filters:
         if self.since is not None:
             pairs.append(("since", self.since.isoformat().replace("+00:00", "Z")))
         return urlencode(pairs)
+
+
+def tokens(text: str) -> list[str]:
+    """The words of ``text`` as the matching rule sees them, in order.
+
+    Runs of letters and digits (``str.isalnum``), lower-cased, diacritics dropped
+    (NFD without combining marks): what SQLite's ``unicode61 remove_diacritics 2``
+    tokenizer does for the text feeds carry, written down once so that a store
+    without that tokenizer (PostgreSQL) indexes and queries the very same words.
+    """
+    plain = "".join(
+        ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch)
+    ).lower()
+    return _TOKEN.findall(plain)
 
 
 def _words(name: str, value: str) -> tuple[str, ...]:

@@ -1524,3 +1524,39 @@ def _v1_release(row: Sequence[Any]) -> tuple[Any, ...]:
         first_seen, updated, present, left_at, exact_digest(draft), row[11],
         int(updated != first_seen), row[9], row[10],
     )  # fmt: skip
+
+
+# -- moving the store elsewhere ------------------------------------------------------
+
+#: Tables in the order another backend loads them (contents before what refers to them).
+DUMP_TABLES = (
+    "meta", "agencies", "agency_names", "contents", "files", "content_problems", "copies",
+    "releases", "topics", "release_topics", "problems", "syncs",
+)  # fmt: skip
+#: Tables whose implicit rowid (their order) the other stores keep as ``id``.
+_ROWID_TABLES = {"contents", "content_problems", "problems"}
+#: Order of tables without a rowid.
+_ORDER = {"agency_names": "slug, name", "copies": "content, idx", "release_topics": "topic, seq"}
+
+
+def dump(store: SQLiteStore) -> Iterator[tuple[str, list[str], Iterator[Sequence[Any]]]]:
+    """Every table's name, columns and rows, in insertion order, for another backend.
+
+    One read transaction, held until the last table is consumed; rows are streamed,
+    never held all at once.
+    """
+    with store._read() as conn:
+        for table in DUMP_TABLES:
+            columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            if table in _ROWID_TABLES:
+                columns = ["rowid", *(c for c in columns if c != "id")]
+            cursor = conn.execute(
+                f"SELECT {', '.join(columns)} FROM {table} ORDER BY {_ORDER.get(table, 'rowid')}"
+            )
+            named = ["id" if c == "rowid" else c for c in columns]
+            yield table, named, _rows(cursor)
+
+
+def _rows(cursor: sqlite3.Cursor) -> Iterator[Sequence[Any]]:
+    while batch := cursor.fetchmany(1000):
+        yield from batch

@@ -18,7 +18,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from feeds import pages, query, urls, wire
-from feeds.errors import BadRequestError, NotFoundError
+from feeds.errors import BadRequestError, NotFoundError, StoreError
 from feeds.site import Key, Representation, Site
 from feeds.sync import unrecorded_failure
 
@@ -35,6 +35,8 @@ _TOPIC_FEED = re.compile(r"(?P<slug>[^/]{1,200})\." + _EXT)
 HTML = wire.HTML
 #: Longest query string accepted at all (each filter has its own, smaller bound).
 MAX_QUERY_STRING = 1024
+#: Seconds a client is asked to wait when the store cannot answer (a database restart).
+STORE_RETRY_AFTER = 5
 
 
 def _site() -> Site:
@@ -390,6 +392,19 @@ def not_found(exc: NotFoundError) -> Response:
 @bp.app_errorhandler(BadRequestError)
 def bad_request(exc: BadRequestError) -> Response:
     return _plain(400, f"Bad request: {exc}")
+
+
+@bp.app_errorhandler(StoreError)
+def store_unavailable(exc: StoreError) -> Response:
+    """The store cannot answer a document not cached here: try again soon, never a 500.
+
+    Cached documents never get here (they are served without the store), so while a
+    shared database restarts, readers of what was served before see no gap.
+    """
+    log.warning("store unavailable path=%s reason=%r", request.path, str(exc))
+    response = _plain(503, "503 Service Unavailable: the store cannot be reached; retry soon")
+    response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+    return response
 
 
 @bp.app_errorhandler(HTTPException)

@@ -47,8 +47,8 @@ from lxml import etree
 
 from feeds import ids, parse
 from feeds.app import create_app
+from feeds.backends import open_store
 from feeds.sqlite_store import SCHEMA_VERSION
-from feeds.sqlite_store import SQLiteStore as Store
 from feeds.sync import sync
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +138,7 @@ def step_time(step: int) -> datetime:
     return CREATED + timedelta(hours=step)
 
 
-def settings(corpus: Corpus, seed_dir: Path, database: Path) -> dict[str, Any]:
+def settings(corpus: Corpus, seed_dir: Path, database: Any) -> dict[str, Any]:
     """``create_app`` overrides for a corpus (the same in every test that serves it)."""
     return {
         "seed_dir": seed_dir,
@@ -158,11 +158,16 @@ def replace_seeds(source: Path, seed_dir: Path) -> None:
         shutil.copyfile(new, seed_dir / new.name)
 
 
-def build_store(corpus: Corpus, workdir: Path) -> tuple[Path, Path]:
-    """Sync every step of ``corpus`` into a new store; returns (seed dir, database)."""
+def build_store(corpus: Corpus, workdir: Path, database: Any = None) -> tuple[Path, Any]:
+    """Sync every step of ``corpus`` into a new store; returns (seed dir, database).
+
+    ``database`` is what ``FEEDS_DATABASE`` would name (an empty PostgreSQL database's
+    URL, say); by default a SQLite file under ``workdir``.
+    """
     seed_dir = workdir / "seeds"
-    database = workdir / "db" / "feeds.sqlite3"
-    store = Store(database)
+    if database is None:
+        database = workdir / "db" / "feeds.sqlite3"
+    store = open_store(database)
     store.initialize(CREATED)
     for number, step in enumerate(corpus.steps, start=1):
         replace_seeds(step, seed_dir)
@@ -173,15 +178,15 @@ def build_store(corpus: Corpus, workdir: Path) -> tuple[Path, Path]:
     return seed_dir, database
 
 
-def generation(database: Path) -> int:
-    store = Store(database)
+def generation(database: Any) -> int:
+    store = open_store(database)
     try:
         return store.generation()
     finally:
         store.close()
 
 
-def serve(corpus: Corpus, seed_dir: Path, database: Path) -> Flask:
+def serve(corpus: Corpus, seed_dir: Path, database: Any) -> Flask:
     """The app over a built store. Its start-up sync must find nothing to change."""
     before = generation(database)
     app = create_app(settings(corpus, seed_dir, database), environ={})
@@ -194,9 +199,9 @@ def serve(corpus: Corpus, seed_dir: Path, database: Path) -> Flask:
     return app
 
 
-def build_app(corpus: Corpus, workdir: Path) -> Flask:
-    """The ``corpus`` served as the goldens were captured."""
-    return serve(corpus, *build_store(corpus, workdir))
+def build_app(corpus: Corpus, workdir: Path, database: Any = None) -> Flask:
+    """The ``corpus`` served as the goldens were captured (on ``database``, if given)."""
+    return serve(corpus, *build_store(corpus, workdir, database))
 
 
 # -- capture -----------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_topics_is_pure() -> None:
 
 
 #: The store backends: each runs its own database's SQL, and nothing else does.
-BACKENDS = {"sqlite_store": "sqlite3"}
+BACKENDS = {"sqlite_store": "sqlite3", "pg_store": "psycopg"}
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -85,7 +85,7 @@ def test_leaves_import_nothing_of_ours_but_leaves(leaf: str) -> None:
 # Each step may import only steps before it in the flow (and the leaves).
 ORDER = [
     "errors", "model", "ids", "urls", "query", "config", "lock", "scan", "parse", "topics",
-    "decide", "store", "sqlite_store", "backends", "sync",
+    "decide", "store", "sqlite_store", "pg_store", "backends", "sync",
     "websub", "catalog", "markup", "render", "pages", "site", "wire", "export", "web", "hotpath",
     "schedule",
     "app", "serving", "cli",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,17 +19,19 @@ from . import golden
 
 
 @pytest.mark.parametrize("name", sorted(golden.CORPORA))
-def test_every_golden_url_is_served_byte_identical(name: str, tmp_path: Path) -> None:
+def test_every_golden_url_is_served_byte_identical(
+    name: str, tmp_path: Path, database: Any
+) -> None:
     corpus = golden.CORPORA[name]
-    app = golden.build_app(corpus, tmp_path)
+    app = golden.build_app(corpus, tmp_path, database)
     golden.assert_matches_goldens(app.test_client(), corpus.directory)
 
 
 @pytest.mark.parametrize("name", sorted(golden.CORPORA))
-def test_goldens_cover_every_discoverable_url(name: str, tmp_path: Path) -> None:
+def test_goldens_cover_every_discoverable_url(name: str, tmp_path: Path, database: Any) -> None:
     """A page, feed or archive page that appears (or vanishes) is not missed by the goldens."""
     corpus = golden.CORPORA[name]
-    app = golden.build_app(corpus, tmp_path)
+    app = golden.build_app(corpus, tmp_path, database)
     discovered = {captured.url for captured in golden.capture(corpus, app.test_client())}
     assert discovered == set(golden.load_index(corpus.directory))
 

@@ -21,7 +21,9 @@ clause is about the key itself):
 
 Time is controlled with the injectable ``clock`` of ``sync``, never by sleeping.
 Each example works in its own ``tempfile.TemporaryDirectory()``: function-scoped
-pytest fixtures are not reset between Hypothesis examples.
+pytest fixtures are not reset between Hypothesis examples. The module runs once
+per store backend: on PostgreSQL each example starts from an emptied database
+(its schema dropped and created again), which is what a new file is for SQLite.
 """
 
 from __future__ import annotations
@@ -37,17 +39,64 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import feedparser
+import psycopg
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from feeds import ids
 from feeds.app import create_app
+from feeds.backends import open_store
+from feeds.config import DatabaseURL
 from feeds.model import Release, SyncReport
-from feeds.sqlite_store import SQLiteStore as Store
+from feeds.store import Store
 from feeds.sync import sync
 
 from .conftest import REAL_SEED
+from .postgres import Cluster, empty_store
 from .records import all_releases
+
+#: This module run's PostgreSQL database (None: SQLite), set by ``_backend``.
+_PG: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _backend(backend: str, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs on both stores (see tests/conftest.py)."""
+    if backend == "sqlite":
+        yield
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    _PG["url"] = cluster.database()
+    try:
+        yield
+    finally:
+        cluster.drop(_PG.pop("url"))
+
+
+def fresh_database(root: Path, created: datetime) -> Path | DatabaseURL:
+    """An empty store location for one example: a new SQLite file, or the emptied database.
+
+    The PostgreSQL database is emptied in place (its rows deleted, what a new store
+    starts with written again): creating the schema anew for hundreds of examples
+    would cost minutes.
+    """
+    if "url" not in _PG:
+        return root / "db" / "feeds.sqlite3"
+    empty_store(_PG["url"], created)
+    return DatabaseURL(_PG["url"])
+
+
+def destroy(db: Path | DatabaseURL) -> None:
+    """Delete the database: the SQLite file and its companions, or every PostgreSQL table."""
+    if isinstance(db, DatabaseURL):
+        with psycopg.connect(db.url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+        return
+    for path in db.parent.iterdir():  # the file and its -wal / -shm companions
+        path.unlink()
+
 
 # -- generated releases ------------------------------------------------------------
 
@@ -159,7 +208,7 @@ class World:
 
     root: Path
     seed_dir: Path
-    db: Path
+    db: Path | DatabaseURL
     store: Store
 
     def sync(self, at: datetime) -> SyncReport:
@@ -179,7 +228,7 @@ class World:
     def reopen(self, at: datetime) -> None:
         """A restart: a new Store object on the same file."""
         self.store.close()
-        self.store = Store(self.db)
+        self.store = open_store(self.db)
         self.store.initialize(at)
 
 
@@ -189,8 +238,8 @@ def world(created: datetime = T0) -> Iterator[World]:
         root = Path(tmp)
         seed_dir = root / "seeds"
         seed_dir.mkdir()
-        db = root / "db" / "feeds.sqlite3"
-        store = Store(db)
+        db = fresh_database(root, created)
+        store = open_store(db)
         store.initialize(created)
         w = World(root, seed_dir, db, store)
         try:
@@ -435,10 +484,9 @@ def test_deleting_and_rebuilding_the_database_keeps_ids(
         w.sync(T0)
         before = w.present()
         w.store.close()
-        for path in w.db.parent.iterdir():  # the file and its -wal / -shm companions
-            path.unlink()
+        destroy(w.db)
         rebuilt = T0 + step + timedelta(seconds=1)
-        w.store = Store(w.db)
+        w.store = open_store(w.db)
         w.store.initialize(rebuilt)
         report = w.sync(rebuilt)
         after = w.present()
@@ -474,11 +522,12 @@ def test_changing_the_base_url_keeps_feed_and_entry_ids(
         seed_dir = root / "seeds"
         seed_dir.mkdir()
         write_seeds(seed_dir, {"seed.txt": seed_text(releases)})
+        database = fresh_database(root, T0)
 
         def served(base_url: str) -> dict[str, feedparser.FeedParserDict]:
             settings = {
                 "seed_dir": seed_dir,
-                "database": root / "db" / "feeds.sqlite3",
+                "database": database,
                 "base_url": base_url,
                 "scheduler": False,
             }

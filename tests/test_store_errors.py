@@ -365,6 +365,7 @@ def test_busy_store_at_start_exits_2_through_the_cli(
     assert "releases new             0" in capsys.readouterr().out
 
 
+@pytest.mark.sqlite_only  # another program holding the SQLite file's write lock
 def test_busy_store_while_serving_keeps_serving_and_recovers(
     quick_busy_timeout: None,
     holder: Callable[[Path], Holder],

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from feeds import parse, scan
+from feeds import parse, pg_store, scan, sqlite_store
 from feeds.model import SyncReport
 from feeds.sqlite_store import SCHEMA_VERSION
 from feeds.sqlite_store import SQLiteStore as Store
-from feeds.sqlite_store import _Session as SyncSession
 from feeds.sync import sync
 
 from .conftest import REAL_SEED
@@ -147,7 +146,9 @@ def test_updated_strictly_increases_within_one_second(store: Store, seed_dir: Pa
     assert all_releases(store)[0].updated > first
 
 
-def test_copy_with_more_text_wins_whatever_the_file_names(store: Store, tmp_path: Path) -> None:
+def test_copy_with_more_text_wins_whatever_the_file_names(
+    make_store: Callable[[], Store], tmp_path: Path
+) -> None:
     full = release_text("Same", body="The whole story, with its ending.")
     cut = release_text("Same", body="The whole story, with")
     results = []
@@ -156,8 +157,7 @@ def test_copy_with_more_text_wins_whatever_the_file_names(store: Store, tmp_path
         seeds.mkdir()
         (seeds / names[0]).write_text(full, encoding="utf-8")
         (seeds / names[1]).write_text(cut, encoding="utf-8")
-        one = Store(seeds / "db.sqlite3")
-        one.initialize(datetime(2026, 1, 1, tzinfo=UTC))
+        one = make_store()
         sync(one, seeds)
         (release,) = all_releases(one)
         results.append(release)
@@ -290,7 +290,8 @@ def test_failed_sync_keeps_the_last_good_state(
         raise RuntimeError("disk on fire")
 
     # Fails inside the transaction, after the new file's content was written.
-    monkeypatch.setattr(SyncSession, "settle", explode)
+    for backend in (sqlite_store, pg_store):
+        monkeypatch.setattr(backend._Session, "settle", explode)
     report = sync(store, real_seed_dir)
     assert not report.ok and "disk on fire" in (report.error or "")
     assert everything(store) == before
@@ -310,6 +311,7 @@ def test_store_rejects_a_newer_schema(tmp_path: Path) -> None:
         Store(path).initialize(datetime(2026, 1, 1, tzinfo=UTC))
 
 
+@pytest.mark.sqlite_only
 def test_store_is_wal_and_versioned(store: Store, real_seed_dir: Path) -> None:
     sync(store, real_seed_dir)
     with sqlite3.connect(store.path) as conn:
