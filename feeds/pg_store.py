@@ -1058,15 +1058,14 @@ class _Session:
                 f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"
             )
 
-    def file(self, name: str) -> FileRow | None:
-        row = _row(
-            self._conn.execute(
-                "SELECT f.size, f.mtime_ns, f.inode, c.sha256 FROM files f "
-                "JOIN contents c ON c.id = f.content AND c.version = %s WHERE f.name = %s",
-                (self.version, name),
-            )
+    def files(self, names: Sequence[str]) -> dict[str, FileRow]:
+        rows = self._conn.execute(
+            "SELECT f.name, f.size, f.mtime_ns, f.inode, c.sha256 FROM files f"
+            " JOIN contents c ON c.id = f.content AND c.version = %s"
+            " WHERE f.name = ANY(%s)",
+            (self.version, list(names)),
         )
-        return FileRow(name, Fingerprint(row[0], row[1], int(row[2])), row[3]) if row else None
+        return {r[0]: FileRow(r[0], Fingerprint(r[1], r[2], int(r[3])), r[4]) for r in rows}
 
     def has_content(self, sha256: str) -> bool:
         found = self._conn.execute(

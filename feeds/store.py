@@ -231,8 +231,12 @@ class SyncSession(Protocol):
     transaction commits.
     """
 
-    def file(self, name: str) -> FileRow | None:
-        """The file as last read successfully, if its content is still stored."""
+    def files(self, names: Sequence[str]) -> dict[str, FileRow]:
+        """Of these files, those last read successfully whose content is still stored.
+
+        Asked a batch of names at a time: for a networked store, one round trip per
+        seed file would make a sync that changes one file grow with the listing.
+        """
         ...
 
     def has_content(self, sha256: str) -> bool: ...

@@ -13,12 +13,14 @@ order.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from feeds import decide, ids, parse, scan, topics
 from feeds.errors import FeedsError, SeedDirError, StoreError, SyncBusyError
@@ -26,10 +28,13 @@ from feeds.model import SAMPLE_IDS, Draft, Problem, SyncReport
 from feeds.store import Copy, FileRow, Store, to_epoch
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Clock = Callable[[], datetime]
 #: Releases decided per store round trip.
 DECIDE_BATCH = 100
+#: Listing entries whose stored rows are asked for in one question.
+FILE_BATCH = 500
 #: Called after each file with (files done, files in all, bytes read so far).
 Progress = Callable[[int, int, int], None]
 
@@ -164,6 +169,13 @@ def _failed(
     return report
 
 
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), lazily."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
 def _sync(
     store: Store,
     seed_dir: Path,
@@ -195,39 +207,43 @@ def _sync(
     done = read = skipped = size = 0
     complete = True
     with store.sync_session(now, CONTENT_VERSION) as session:
-        # One file at a time, in directory order: memory holds one file's text and
-        # releases, never the listing or the corpus.
-        for found in scan.iter_seeds(seed_dir):
-            if isinstance(found, Problem):
-                problems.append(found)
-                continue
-            seed = found
-            progress(done, max(names, done), size)
-            done += 1
-            row = session.file(seed.name)
-            if row is not None and row.fingerprint == seed.fingerprint:
-                session.keep_file(seed.name)
-                skipped += 1
-                continue
-            content, read_problems = scan.read_seed(seed, max_file_bytes)
-            if content is None:
-                problems += read_problems
-                complete = False  # read it again next time
-                if row is not None:
-                    # Keep what this file held last time: a file caught mid-write loses nothing.
+        # In directory order, a batch of listing entries at a time (their stored rows in
+        # one question), and one file's text and releases at a time: memory never holds
+        # the listing or the corpus.
+        for chunk in _chunks(scan.iter_seeds(seed_dir), FILE_BATCH):
+            seeds = [found for found in chunk if not isinstance(found, Problem)]
+            problems += [found for found in chunk if isinstance(found, Problem)]
+            rows = session.files([seed.name for seed in seeds])
+            for seed in seeds:
+                progress(done, max(names, done), size)
+                done += 1
+                row = rows.get(seed.name)
+                if row is not None and row.fingerprint == seed.fingerprint:
                     session.keep_file(seed.name)
-                continue
-            read += 1
-            size += content.fingerprint.size
-            sha256, fingerprint = content.sha256, content.fingerprint
-            if not session.has_content(sha256):
-                text, decode_problems = scan.decode(content.data, seed.name)
-                content = None  # drop the bytes now: the text replaces them
-                drafts, parse_problems = parse.parse(text, seed.name)
-                del text  # the drafts share the paragraphs; the whole text can go
-                session.add_content(sha256, map(to_copy, drafts), decode_problems + parse_problems)
-                del drafts
-            session.put_file(FileRow(seed.name, fingerprint, sha256))
+                    skipped += 1
+                    continue
+                content, read_problems = scan.read_seed(seed, max_file_bytes)
+                if content is None:
+                    problems += read_problems
+                    complete = False  # read it again next time
+                    if row is not None:
+                        # Keep what this file held last time: a file caught mid-write
+                        # loses nothing.
+                        session.keep_file(seed.name)
+                    continue
+                read += 1
+                size += content.fingerprint.size
+                sha256, fingerprint = content.sha256, content.fingerprint
+                if not session.has_content(sha256):
+                    text, decode_problems = scan.decode(content.data, seed.name)
+                    content = None  # drop the bytes now: the text replaces them
+                    drafts, parse_problems = parse.parse(text, seed.name)
+                    del text  # the drafts share the paragraphs; the whole text can go
+                    session.add_content(
+                        sha256, map(to_copy, drafts), decode_problems + parse_problems
+                    )
+                    del drafts
+                session.put_file(FileRow(seed.name, fingerprint, sha256))
         problems.sort(key=lambda problem: (problem.path, problem.line))
         progress(done, done, size)
         # Only the releases whose copies came or went are decided, a batch at a time.
