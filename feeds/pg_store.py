@@ -1223,13 +1223,16 @@ class _Session:
         if old == best.key:
             return None, None
         if held is not None and old is not None:
-            # The copy that spoke for the release until now keeps its text as a loser.
+            # The copy that spoke for the release until now keeps its text and topics as
+            # a loser (a store migrated from SQLite keeps a winner's topics only in its
+            # release).
             row = _row(
                 conn.execute(f"SELECT {_RELEASE} FROM releases WHERE id = %s", (decision.id,))
             )
+            current = _release(row)
             conn.execute(
-                "UPDATE copies SET draft = %s WHERE content = %s AND idx = %s",
-                (draft_to_json(_release(row).draft), old[0], old[1]),
+                "UPDATE copies SET draft = %s, topics = %s WHERE content = %s AND idx = %s",
+                (draft_to_json(current.draft), topics_to_json(current.topics), *old),
             )
         found = _row(
             conn.execute(

@@ -969,13 +969,14 @@ class _Session:
             ("seen", "name TEXT PRIMARY KEY"),
             ("old_contents", "content INTEGER PRIMARY KEY"),
             ("affected", "id TEXT PRIMARY KEY"),
-            # The texts of this sync's new copies, until the copy is known to win (its text
-            # goes into the release) or to lose (it goes into its own row, at settle). Kept
-            # out of the store file: writing every text into ``copies`` and clearing it on
-            # a win left a first sync's store a third free pages.
+            # The texts and topics of this sync's new copies, until the copy is known to win
+            # (they go into the release) or to lose (into its own row, at settle). Kept out
+            # of the store file: writing every text into ``copies`` and clearing it on a
+            # win left a first sync's store a third free pages.
             (
                 "drafts",
-                "content INTEGER, idx INTEGER, draft TEXT NOT NULL, PRIMARY KEY (content, idx)",
+                "content INTEGER, idx INTEGER, draft TEXT NOT NULL, topics TEXT NOT NULL,"
+                " PRIMARY KEY (content, idx)",
             ),
         ):
             conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
@@ -1011,12 +1012,12 @@ class _Session:
         conn.executemany(
             "INSERT OR REPLACE INTO copies (content, idx, id, agency_slug, agency,"
             " content_hash, exact, weight, draft, topics)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-            [row[:8] + row[9:] for row in rows],
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '[]')",
+            [row[:8] for row in rows],
         )
         conn.executemany(
-            "INSERT OR REPLACE INTO temp.drafts (content, idx, draft) VALUES (?, ?, ?)",
-            [row[:2] + row[8:9] for row in rows],
+            "INSERT OR REPLACE INTO temp.drafts (content, idx, draft, topics) VALUES (?, ?, ?, ?)",
+            [row[:2] + row[8:] for row in rows],
         )
         conn.execute(
             "INSERT OR IGNORE INTO affected (id) SELECT id FROM copies WHERE content = ?",
@@ -1132,20 +1133,23 @@ class _Session:
         if old == best.key:
             return None, None
         if held is not None and old is not None:
-            # The copy that spoke for the release until now keeps its text as a loser.
+            # The copy that spoke for the release until now keeps its text and topics as
+            # a loser.
             (current,) = self._select_release(decision.id)
             conn.execute(
-                "UPDATE copies SET draft = ? WHERE content = ? AND idx = ?",
-                (draft_to_json(current.draft), old[0], old[1]),
+                "UPDATE copies SET draft = ?, topics = ? WHERE content = ? AND idx = ?",
+                (draft_to_json(current.draft), topics_to_json(current.topics), *old),
             )
         row = conn.execute(
-            "SELECT COALESCE(d.draft, c.draft), c.topics FROM copies c LEFT JOIN temp.drafts d"
-            " ON d.content = c.content AND d.idx = c.idx WHERE c.content = ? AND c.idx = ?",
+            "SELECT COALESCE(d.draft, c.draft), COALESCE(d.topics, c.topics) FROM copies c"
+            " LEFT JOIN temp.drafts d ON d.content = c.content AND d.idx = c.idx"
+            " WHERE c.content = ? AND c.idx = ?",
             best.key,
         ).fetchone()
         conn.execute("DELETE FROM temp.drafts WHERE content = ? AND idx = ?", best.key)
         conn.execute(
-            "UPDATE copies SET draft = NULL WHERE content = ? AND idx = ? AND draft IS NOT NULL",
+            "UPDATE copies SET draft = NULL, topics = '[]' WHERE content = ? AND idx = ?"
+            " AND (draft IS NOT NULL OR topics != '[]')",
             best.key,
         )
         draft = draft_from_json(row[0]) if row[0] is not None else None
@@ -1166,7 +1170,8 @@ class _Session:
         rows = {
             (r[0], r[1]): (r[2], r[3])
             for r in conn.execute(
-                "SELECT c.content, c.idx, COALESCE(d.draft, c.draft), c.topics FROM temp.fresh f"
+                "SELECT c.content, c.idx, COALESCE(d.draft, c.draft),"
+                " COALESCE(d.topics, c.topics) FROM temp.fresh f"
                 " JOIN copies c ON c.content = f.content AND c.idx = f.idx"
                 " LEFT JOIN temp.drafts d ON d.content = f.content AND d.idx = f.idx"
             )
@@ -1204,7 +1209,8 @@ class _Session:
             "DELETE FROM temp.drafts WHERE (content, idx) IN (SELECT content, idx FROM temp.fresh)"
         )
         conn.executemany(
-            "UPDATE copies SET draft = NULL WHERE content = ? AND idx = ? AND draft IS NOT NULL",
+            "UPDATE copies SET draft = NULL, topics = '[]' WHERE content = ? AND idx = ?"
+            " AND (draft IS NOT NULL OR topics != '[]')",
             keys,
         )
         conn.executemany(
@@ -1353,9 +1359,9 @@ class _Session:
     def settle(self, tally: Tally, problems: list[Problem]) -> Settled:
         conn = self._conn
         now = self.now
-        # Every copy of this sync that did not win keeps its text in its own row.
+        # Every copy of this sync that did not win keeps its text and topics in its own row.
         conn.execute(
-            "UPDATE copies SET draft = d.draft FROM temp.drafts d"
+            "UPDATE copies SET draft = d.draft, topics = d.topics FROM temp.drafts d"
             " WHERE copies.content = d.content AND copies.idx = d.idx"
         )
         conn.execute("DELETE FROM temp.drafts")

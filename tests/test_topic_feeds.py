@@ -219,3 +219,33 @@ def test_new_topic_rules_tag_every_release_again(
 
 def site_client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def test_a_release_whose_winning_copy_changes_and_changes_back_has_that_copys_topics(
+    make_app: Callable[..., Flask], seed_dir: Path
+) -> None:
+    """A release in two files is told by its fuller copy; its topics follow that copy.
+
+    The copy that stops speaking for the release keeps its topics (they lived only in
+    the release while it won), so when it speaks again its topics come back.
+    """
+    title = "Customs officers seize a shipment"
+    write(seed_dir, "a.txt", (title, "Europol", "Officers in France seized it."))
+    app = make_app(seed_dir)
+    client = app.test_client()
+    store = app.extensions["feeds.site"].store
+    assert titles(client, "/feeds/topics/countries/fr.atom") == [title]
+    fuller = "Officers in Spain seized it at the port of Valencia after a long investigation."
+    write(seed_dir, "b.txt", (title, "Europol", fuller))
+    report = sync(store, seed_dir, clock=later(1))
+    assert report.count("changed") == 1
+    assert titles(client, "/feeds/topics/countries/es.atom") == [title]
+    assert titles(client, "/feeds/topics/countries/fr.atom") == []
+    (seed_dir / "b.txt").unlink()
+    report = sync(store, seed_dir, clock=later(2))
+    assert report.count("changed") == 1
+    assert titles(client, "/feeds/topics/countries/fr.atom") == [title]
+    assert titles(client, "/feeds/topics/countries/es.atom") == []
+    (entry,) = feedparser.parse(client.get("/feeds/europol.atom").data).entries
+    countries = [t.term for t in entry.tags if "countries" in (t.scheme or "")]
+    assert countries == ["fr"]
