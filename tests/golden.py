@@ -18,9 +18,11 @@ Regenerate, only when a change of output is intended (then review the diff)::
     python -m tests.golden --regenerate
 
 ``--out DIR`` writes a capture elsewhere instead (no ``--regenerate`` needed), to
-compare two runs. ``--v1-fixture`` also rewrites ``tests/data/golden/varied-v1.sqlite3``,
-the schema-v1 store that ``tests/test_migration.py`` migrates; it refuses unless the
-code's schema is version 1, since a fixture made by newer code would test nothing.
+compare two runs. ``--fixture`` also writes ``tests/data/golden/varied-v<N>.sqlite3``,
+the ``varied`` store as this code (schema N) leaves it, for the tests of the next
+schema's migration (``tests/test_migration.py`` migrates ``varied-v1``,
+``tests/test_migration_v2.py`` ``varied-v2``). Run it before bumping the schema: a
+fixture made by newer code would test no migration.
 """
 
 from __future__ import annotations
@@ -59,8 +61,15 @@ FORMATS = ("atom", "rss", "json")
 HEADERS = ("Content-Type", "ETag", "Last-Modified", "Location")
 #: The store is created at this moment; step ``n`` syncs ``n`` hours later.
 CREATED = datetime(2024, 1, 1, 10, 0, 0, tzinfo=UTC)
-#: Where the v1 store fixture of the ``varied`` corpus lives.
-V1_FIXTURE = GOLDEN / "varied-v1.sqlite3"
+
+
+#: The ``varied`` store after its last step as the code of schema N made it.
+def fixture(schema: int) -> Path:
+    return GOLDEN / f"varied-v{schema}.sqlite3"
+
+
+V1_FIXTURE = fixture(1)
+V2_FIXTURE = fixture(2)
 ATOM = "{http://www.w3.org/2005/Atom}"
 #: Most lines of diff a failure shows.
 DIFF_LINES = 40
@@ -428,13 +437,13 @@ def checkpointed_copy(database: Path, target: Path) -> None:
     shutil.copyfile(database, target)
 
 
-def regenerate(names: list[str], out: Path, v1_fixture: bool) -> None:
+def regenerate(names: list[str], out: Path, write_fixture: bool) -> None:
     for name in names:
         corpus = CORPORA[name]
         with tempfile.TemporaryDirectory(prefix=f"golden-{name}-") as work:
             seed_dir, database = build_store(corpus, Path(work))
-            if v1_fixture and name == "varied":
-                checkpointed_copy(database, out / V1_FIXTURE.name)
+            if write_fixture and name == "varied":
+                checkpointed_copy(database, out / fixture(SCHEMA_VERSION).name)
             app = serve(corpus, seed_dir, database)
             captures = capture(corpus, app.test_client())
             app.extensions["feeds.site"].store.close()
@@ -452,9 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="write the capture here instead")
     parser.add_argument(
-        "--v1-fixture",
+        "--fixture",
         action="store_true",
-        help="also rewrite varied-v1.sqlite3 (only with schema-v1 code)",
+        help=f"also write {fixture(SCHEMA_VERSION).name}, this schema's store fixture",
     )
     parser.add_argument("corpus", nargs="*", help=f"some of {', '.join(CORPORA)} (default all)")
     args = parser.parse_args(argv)
@@ -463,10 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown corpus {unknown[0]!r}; known: {', '.join(CORPORA)}")
     if args.out is None and not args.regenerate:
         parser.error("refusing to overwrite the goldens without --regenerate (or give --out DIR)")
-    if args.v1_fixture and SCHEMA_VERSION != 1:
-        parser.error(f"--v1-fixture needs schema-v1 code; this code's schema is {SCHEMA_VERSION}")
     out = args.out if args.out is not None else GOLDEN
-    regenerate(args.corpus or list(CORPORA), out, args.v1_fixture)
+    regenerate(args.corpus or list(CORPORA), out, args.fixture)
     return 0
 
 
