@@ -26,16 +26,6 @@ from feeds.sync import locked_sync, utcnow
 
 log = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-
-
-def configure_logging(config: Config) -> None:
-    """One line per event, key=value; leaves an already configured root logger alone."""
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format=LOG_FORMAT)
-    logging.getLogger("feeds").setLevel(config.log_level_number)
-
 
 def create_app(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
@@ -48,7 +38,7 @@ def create_app(
     """
     config = config_module.load(environ, overrides)
     config_module.check_seed_dir(config.seed_dir)
-    configure_logging(config)
+    config_module.configure_logging(config)
     store = open_store(config.database)
     store.initialize(utcnow())
     report = locked_sync(store, config.seed_dir, max_file_bytes=config.max_file_bytes)

@@ -10,15 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from feeds.config import DatabaseURL
-from feeds.pg_store import PgStore
 from feeds.sqlite_store import SQLiteStore, dump
 from feeds.store import Store
+
+# feeds.pg_store is imported where a PostgreSQL URL is named: psycopg takes about a
+# third of every command's start-up, and a SQLite store never needs it.
 
 
 def open_store(database: Path | DatabaseURL) -> Store:
     """The store ``database`` names: a SQLite file path (the embedded default) or a
     PostgreSQL URL."""
     if isinstance(database, DatabaseURL):
+        from feeds.pg_store import PgStore
+
         return PgStore(database.url)
     return SQLiteStore(database)
 
@@ -31,6 +35,8 @@ def migrate(source: Path, target: DatabaseURL) -> None:
     One read snapshot of the source, one transaction on the target: a failure leaves
     the target empty. :class:`~feeds.errors.StoreError` if the target is not empty.
     """
+    from feeds.pg_store import PgStore
+
     reading = SQLiteStore(source)
     writing = PgStore(target.url)
     try:

@@ -303,3 +303,14 @@ def check_seed_dir(path: Path, label: str = "FEEDS_SEED_DIR") -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"{label}={str(path)!r} is invalid: {exc.strerror or exc}") from None
+
+
+LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+
+
+def configure_logging(config: Config) -> None:
+    """One line per event, key=value; leaves an already configured root logger alone."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format=LOG_FORMAT)
+    logging.getLogger("feeds").setLevel(config.log_level_number)

@@ -970,6 +970,7 @@ class _Session:
         self._topic_pos: dict[int, int] = {}
         self._topic_tally: dict[int, list[int]] = {}
         self._retagged_agencies: set[str] = set()
+        self._seen: list[tuple[str]] = []
         for table, columns in (
             ("seen", "name TEXT PRIMARY KEY"),
             ("old_contents", "content INTEGER PRIMARY KEY"),
@@ -1034,7 +1035,14 @@ class _Session:
         )
 
     def keep_file(self, name: str) -> None:
-        self._conn.execute("INSERT OR IGNORE INTO seen (name) VALUES (?)", (name,))
+        # Written a batch at a time: most of a sync that changes one file is this call.
+        self._seen.append((name,))
+        if len(self._seen) >= _BATCH_VARIABLES:
+            self._flush_seen()
+
+    def _flush_seen(self) -> None:
+        self._conn.executemany("INSERT OR IGNORE INTO seen (name) VALUES (?)", self._seen)
+        self._seen = []
 
     def put_file(self, row: FileRow) -> None:
         conn = self._conn
@@ -1057,6 +1065,7 @@ class _Session:
     def _drop_unseen(self) -> None:
         """Forget files that left the listing and contents no file holds any more."""
         conn = self._conn
+        self._flush_seen()
         conn.execute(
             "INSERT OR IGNORE INTO old_contents (content)"
             " SELECT content FROM files WHERE name NOT IN (SELECT name FROM seen)"
