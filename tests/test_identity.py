@@ -41,7 +41,7 @@ from pathlib import Path
 import feedparser
 import psycopg
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from feeds import ids
@@ -72,6 +72,28 @@ def _backend(backend: str, request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         cluster.drop(_PG.pop("url"))
+
+
+#: On PostgreSQL each example costs a round trip per statement and an emptied database:
+#: the properties run a fifth as many examples there (at least the dev profile's 100),
+#: which is what kept CI's suite under an hour. The rules they check live above the
+#: store (feeds/decide.py) and run in full on SQLite.
+PG_EXAMPLES_DIVISOR = 5
+
+
+@pytest.fixture(autouse=True)
+def _fewer_examples_on_postgresql(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    test = request.function
+    current = getattr(test, "_hypothesis_internal_use_settings", None)
+    if backend == "sqlite" or current is None:
+        return
+    examples = max(100, current.max_examples // PG_EXAMPLES_DIVISOR)
+    # Where Hypothesis reads a test's settings when it runs (hypothesis.core).
+    monkeypatch.setattr(
+        test, "_hypothesis_internal_use_settings", settings(current, max_examples=examples)
+    )
 
 
 def fresh_database(root: Path, created: datetime) -> Path | DatabaseURL:
