@@ -300,6 +300,10 @@ _NEWEST = "ORDER BY updated DESC, revised DESC, seq DESC"
 _BATCH = 500
 #: File names a sync remembers as seen before writing them down.
 _SEEN_BATCH = 1000
+#: Most releases a ``q`` filter may match for the full-text index alone to answer it
+#: (their keys sorted here); a word in more is answered by walking the newest-first
+#: index, which meets the first ``limit`` matches sooner.
+_RARE = 2000
 #: Releases a sync must touch to refresh the planner's statistics itself.
 _ANALYZE_AFTER = 1000
 
@@ -936,8 +940,39 @@ class _Reader:
         if slugs is not None:
             where.append("agency_slug = ANY(%s)")
             params.append(list(slugs))
+        rare = self._rare_matches(filters)
+        if rare is not None:
+            keys = self._conn.execute(
+                "SELECT seq, updated, revised FROM releases"
+                f" WHERE {' AND '.join(['seq = ANY(%s)', 'present', *where])}",
+                (rare, *params),
+            ).fetchall()
+            return self._select("seq = ANY(%s)", (_newest_seqs(keys, limit),), _NEWEST)
         params.append(limit)
         return self._select(" AND ".join(["present", *where]), params, f"{_NEWEST} LIMIT %s")
+
+    def _rare_matches(self, filters: Filters) -> list[int] | None:
+        """The numbers of the releases ``q`` matches, if at most :data:`_RARE`; else None.
+
+        The planner cannot tell how many releases a prefix query matches (it guesses
+        2 %), so it walked the newest-first index for a word in ten releases too: 190 ms
+        at 100,000. Asked of the GIN index alone (a bitmap scan), the answer costs what
+        it holds, and is cut at :data:`_RARE` + 1.
+        """
+        if not filters.q:
+            return None
+        conn = self._conn
+        conn.execute("SET LOCAL enable_indexscan = off")
+        conn.execute("SET LOCAL enable_seqscan = off")
+        try:
+            rows = conn.execute(
+                "SELECT seq FROM releases WHERE words @@ %s::tsquery LIMIT %s",
+                (match_query(filters.q), _RARE + 1),
+            ).fetchall()
+        finally:
+            conn.execute("SET LOCAL enable_indexscan = on")
+            conn.execute("SET LOCAL enable_seqscan = on")
+        return [r[0] for r in rows] if len(rows) <= _RARE else None
 
     def release(self, uuid: str) -> Release | None:
         found = self._select("id = %s", (f"urn:uuid:{uuid}",))
@@ -995,6 +1030,20 @@ class _Reader:
 
     def topic_search(self, topic: str, filters: Filters, limit: int) -> list[Release]:
         where, params = _search_terms(filters, "r.words", "t.updated")
+        rare = self._rare_matches(filters)
+        if rare is not None:
+            topic_id = self._topic(topic)
+            keys = self._conn.execute(
+                "SELECT t.seq, t.updated, t.revised FROM release_topics t"
+                " JOIN releases r ON r.seq = t.seq WHERE "
+                + " AND ".join(["t.topic = %s", "t.seq = ANY(%s)", "t.present", *where]),
+                (topic_id, rare, *params),
+            ).fetchall()
+            return self._members_of(
+                "t.topic = %s AND t.seq = ANY(%s)",
+                (topic_id, _newest_seqs(keys, limit)),
+                _TOPIC_NEWEST,
+            )
         return self._members_of(
             " AND ".join(["t.topic = %s", "t.present", *where]),
             (self._topic(topic), *params, limit),
@@ -1017,6 +1066,12 @@ def _search_terms(filters: Filters, words: str, updated: str) -> tuple[list[str]
         # Stored times are whole seconds: after s means after its whole second.
         params.append(math.floor(filters.since.timestamp()))
     return where, params
+
+
+def _newest_seqs(keys: Sequence[tuple[int, int, int]], limit: int) -> list[int]:
+    """The numbers of the ``limit`` newest of (seq, updated, revised) keys, newest first."""
+    ranked = heapq.nsmallest(limit, keys, key=lambda k: (-k[1], -k[2], -k[0]))
+    return [k[0] for k in ranked]
 
 
 def _newest_key(release: Release) -> tuple[float, bool, int]:

@@ -21,7 +21,7 @@ from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feeds import sqlite_store
+from feeds import pg_store, sqlite_store
 from feeds.errors import BadRequestError
 from feeds.model import Release
 from feeds.query import Filters, filters, tokens
@@ -103,12 +103,14 @@ _cases = itertools.count()
 
 @pytest.fixture(scope="module", params=["sorted", "walked"])
 def strategy(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Both ways the store answers: sorting every match, or (common words) walking the
-    newest releases in small steps; the thresholds are lowered so small corpora walk."""
+    """Both ways each store answers: sorting every match (PostgreSQL: those its GIN
+    index finds), or (common words) walking the newest releases; the thresholds are
+    lowered so small corpora walk."""
     with pytest.MonkeyPatch.context() as patch:
         if request.param == "walked":
             patch.setattr(sqlite_store, "_COMMON", 1)
             patch.setattr(sqlite_store, "_WALK", 2)
+            patch.setattr(pg_store, "_RARE", 1)
         yield str(request.param)
 
 
