@@ -19,6 +19,11 @@ on the server's own ETag) is loaded on each server in turn with a bounded
 ``wrk`` run, and the median requests/s per server and case is printed with
 the ratios ours/bare and ours/nginx.
 
+With ``--postgresql URL`` (an empty database), scenario 1 also starts
+**ours-pg**: ours with ``FEEDS_DATABASE=URL``, loaded like the others and
+compared with ours on SQLite (its bytes differ only in the times of its own
+first sync; it is checked against its own bytes).
+
 Scenario 2 starts ours twice, over stores of 10 and of 10,000 generated
 releases (``FEEDS_PAGE_SIZE=10``, so both subscription feeds hold 10 entries
 of the same size), and prints ours(10k)/ours(10) per case: serving from the
@@ -270,7 +275,7 @@ def gunicorn_argv(port: int, args: argparse.Namespace, access_log: Path) -> list
 def start_ours(
     name: str,
     seed_dir: Path,
-    database: Path,
+    database: Path | str,
     workdir: Path,
     args: argparse.Namespace,
     stack: ExitStack,
@@ -611,6 +616,13 @@ def scenario_servers(args: argparse.Namespace, workdir: Path) -> None:
         )
 
         targets = [Target("ours", ours, path)]
+        if args.postgresql:
+            ours_pg = start_ours("ours-pg", seed_dir, args.postgresql, workdir, args, stack)
+            pg_body = get(ours_pg.port, path).body
+            pg_gzip = get(ours_pg.port, path, {"Accept-Encoding": "gzip"}).body
+            pg_target = Target("ours-pg", ours_pg, path)
+            verify(pg_target, pg_body, pg_gzip)
+            targets.append(pg_target)
         targets.insert(0, Target("bare", start_bare(document, path, workdir, args, stack), path))
         wsgi = start_bare(document, path, workdir, args, stack, "bare_wsgi:app", "wsgi")
         targets.insert(0, Target("wsgi", wsgi, path))
@@ -625,13 +637,16 @@ def scenario_servers(args: argparse.Namespace, workdir: Path) -> None:
                 flush=True,
             )
         for target in targets:
-            verify(target, body, gzipped)
+            if target.label != "ours-pg":
+                verify(target, body, gzipped)
         load(targets, args)
 
     by_label = {t.label: t for t in targets}
     header = ["case", *(f"{t.label} req/s" for t in targets), "ours/bare"]
     if "nginx" in by_label:
         header.append("ours/nginx")
+    if "ours-pg" in by_label:
+        header.append("ours-pg/ours")
     rows = []
     for case in CASES:
         medians = {t.label: t.median(case.name) for t in targets}
@@ -639,6 +654,8 @@ def scenario_servers(args: argparse.Namespace, workdir: Path) -> None:
         row.append(ratio(medians["ours"], medians["bare"]))
         if "nginx" in medians:
             row.append(ratio(medians["ours"], medians["nginx"]))
+        if "ours-pg" in medians:
+            row.append(ratio(medians["ours-pg"], medians["ours"]))
         rows.append(row)
     print(
         f"\nrequests/s, median of {args.rounds} round(s) of {args.duration:g} s "
@@ -646,6 +663,8 @@ def scenario_servers(args: argparse.Namespace, workdir: Path) -> None:
     )
     print(table(header, rows))
     pairs = [("ours", "bare")] + ([("ours", "nginx")] if "nginx" in by_label else [])
+    if "ours-pg" in by_label:
+        pairs.append(("ours-pg", "ours"))
     print_cpu(targets, pairs)
     print_targets(targets)
     for problem in errors_of(targets):
@@ -823,6 +842,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--access-log",
         action="store_true",
         help="gunicorn access log (production's format) to a file, for ours, bare and wsgi",
+    )
+    parser.add_argument(
+        "--postgresql",
+        metavar="URL",
+        help="also run ours on this empty PostgreSQL database in scenario 1 (ours-pg)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
