@@ -39,7 +39,7 @@ def create_app(
     config = config_module.load(environ, overrides)
     config_module.check_seed_dir(config.seed_dir)
     config_module.configure_logging(config)
-    store = open_store(config.database)
+    store = open_store(config.database, serving=True)
     store.initialize(utcnow())
     report = locked_sync(store, config.seed_dir, max_file_bytes=config.max_file_bytes)
     # Changes found while the service was down reach WebSub subscribers too.

@@ -17,13 +17,19 @@ from feeds.store import Store
 # third of every command's start-up, and a SQLite store never needs it.
 
 
-def open_store(database: Path | DatabaseURL) -> Store:
+def open_store(database: Path | DatabaseURL, *, serving: bool = False) -> Store:
     """The store ``database`` names: a SQLite file path (the embedded default) or a
-    PostgreSQL URL."""
+    PostgreSQL URL.
+
+    ``serving``: the store answers a web service's generation question on every
+    request. PostgreSQL then learns new generations by LISTEN/NOTIFY (plus a read of
+    the row every second) instead of a round trip per request; SQLite's answer is a
+    local read already.
+    """
     if isinstance(database, DatabaseURL):
         from feeds.pg_store import PgStore
 
-        return PgStore(database.url)
+        return PgStore(database.url, listen=serving)
     return SQLiteStore(database)
 
 

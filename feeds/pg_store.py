@@ -379,6 +379,77 @@ def match_query(words: Sequence[str], join: str = " & ") -> str:
 
 # -- the store -------------------------------------------------------------------------
 
+#: Where a sync announces a new generation (``pg_notify`` in its transaction: sent when
+#: it commits, to every node's listening connection).
+CHANNEL = "feeds_generation"
+#: Seconds between a listening process's reads of the generation row: the durable path
+#: behind notifications, which reach only connections listening when they are sent.
+WATCH_POLL = 1.0
+
+
+class _Watch:
+    """The generation as a thread of this process last read it, woken by notifications.
+
+    The thread listens on :data:`CHANNEL` and reads the generation row after each
+    notification and every :data:`WATCH_POLL` seconds, so a request learns whether
+    anything changed from memory instead of a round trip. ``value`` is None whenever
+    it may be stale: before the first read, while the connection is down (callers
+    then ask the database themselves), and from a commit of this process until the
+    thread has read past it.
+    """
+
+    def __init__(self, url: str, connect_timeout: int, shown: str) -> None:
+        self.value: int | None = None
+        self.pid = os.getpid()
+        self._url, self._timeout, self._shown = url, connect_timeout, shown
+        self._lock = threading.Lock()
+        self._commits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="feeds-generation-watch", daemon=True
+        )
+        self._thread.start()
+
+    def committed(self) -> None:
+        """This process committed a sync: what was read before it may be stale."""
+        with self._lock:
+            self._commits += 1
+            self.value = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _publish(self, conn: Conn) -> None:
+        with self._lock:
+            commits = self._commits
+        (value,) = _row(conn.execute("SELECT value FROM meta WHERE key = 'generation'"))
+        with self._lock:
+            if commits == self._commits:  # read after this process's last commit
+                self.value = int(value)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    self._url, autocommit=True, connect_timeout=self._timeout
+                ) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    # Read after LISTEN: no commit from here on goes unnoticed.
+                    self._publish(conn)
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=WATCH_POLL, stop_after=1):
+                            pass
+                        self._publish(conn)
+            except (psycopg.Error, OSError) as exc:
+                with self._lock:
+                    was_live, self.value = self.value is not None, None
+                if was_live:  # once per outage; requests ask the database meanwhile
+                    log.info("generation watch interrupted store=%s error=%s", self._shown, exc)
+                self._stop.wait(WATCH_POLL)
+        with self._lock:
+            self.value = None
+
+
 #: Connections a forked child inherited: never used (their sockets are the parent's) and
 #: never closed (closing would end the parent's sessions), only kept from the collector.
 _INHERITED: list[Conn] = []
@@ -387,10 +458,17 @@ _INHERITED: list[Conn] = []
 class PgStore:
     """A PostgreSQL database; one connection per thread, opened on first use."""
 
-    def __init__(self, url: str, *, connect_timeout: int = CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self, url: str, *, connect_timeout: int = CONNECT_TIMEOUT, listen: bool = False
+    ) -> None:
+        """``listen``: learn new generations from notifications (see :class:`_Watch`)
+        rather than by a round trip per :meth:`generation` (for serving processes)."""
         self.url = url
         self.shown = mask_url(url)
         self.connect_timeout = connect_timeout
+        self.listen = listen
+        # At most one watch, in a list the finalizer below can stop without holding self.
+        self._watches: list[_Watch] = []
         self._local = threading.local()
         self._lock = threading.Lock()
         self._conns: dict[int, tuple[threading.Thread, Conn]] = {}
@@ -399,6 +477,7 @@ class PgStore:
         self._unreachable = False
         # Connections close with the store, not one by one at interpreter exit.
         weakref.finalize(self, _close_all, self._conns)
+        weakref.finalize(self, _stop_watches, self._watches)
 
     def __repr__(self) -> str:
         return f"PgStore({self.shown!r})"
@@ -459,7 +538,19 @@ class PgStore:
         if self._pid == os.getpid():
             with self._lock:
                 _close_all(self._conns)
+        _stop_watches(self._watches)
         self._local = threading.local()
+
+    def _watched(self) -> int | None:
+        """The generation the watch holds, starting it in this process on first use."""
+        if not self.listen:
+            return None
+        with self._lock:
+            if self._watches and self._watches[0].pid != os.getpid():
+                self._watches.clear()  # forked: the parent's thread did not come along
+            if not self._watches:
+                self._watches.append(_Watch(self.url, self.connect_timeout, self.shown))
+            return self._watches[0].value
 
     def _active(self) -> Conn | None:
         """This thread's connection if it is inside a transaction (a sync or a read)."""
@@ -595,6 +686,10 @@ class PgStore:
         so that what caches hold keeps being served; anything else needs the database
         and fails with :class:`StoreUnavailable`.
         """
+        watched = self._watched()
+        if watched is not None:
+            self._generation = watched
+            return watched
         for attempt in (1, 2):
             try:
                 row = self._one("SELECT value FROM meta WHERE key = 'generation'")
@@ -662,8 +757,13 @@ class PgStore:
 
     @contextmanager
     def sync_session(self, now: datetime, version: str) -> Iterator[SyncSession]:
-        with self._write() as conn:
-            yield _Session(conn, to_epoch(now), version)
+        try:
+            with self._write() as conn:
+                yield _Session(conn, to_epoch(now), version)
+        finally:
+            # Committed or not, this process does not trust what its watch read before.
+            for watch in self._watches:
+                watch.committed()
 
     def listing_digest(self) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = 'listing'")
@@ -714,6 +814,12 @@ class PgStore:
 def _row(cursor: psycopg.Cursor[Any]) -> Any:
     """The next row of ``cursor`` (None if there is none), as the queries above expect it."""
     return cursor.fetchone()
+
+
+def _stop_watches(watches: list[_Watch]) -> None:
+    for watch in watches:
+        watch.stop()
+    watches.clear()
 
 
 def _close_all(conns: dict[int, tuple[threading.Thread, Conn]]) -> None:
@@ -1571,6 +1677,9 @@ class _Session:
         if tally.written or changed or topics_changed:
             generation += 1
             conn.execute("UPDATE meta SET value = %s WHERE key = 'generation'", (str(generation),))
+            # Sent when this transaction commits, to every listening node (a hint: each
+            # also reads the row every WATCH_POLL seconds).
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(generation)))
             with conn.cursor() as cursor:
                 cursor.executemany(
                     "UPDATE agencies SET generation = %s WHERE slug = %s",

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from psycopg import errors as pg_errors
 
-from feeds import cli
+from feeds import cli, pg_store
 from feeds.config import DatabaseURL, load
 from feeds.errors import (
     ConfigError,
@@ -327,3 +327,86 @@ def test_emptying_a_store_in_place_gives_a_new_store(
         emptied.close()
         new.close()
         pg_cluster.drop(other)
+
+
+# -- how a serving node learns of a new generation ----------------------------------------
+
+
+def _eventually(read: Any, expected: Any, seconds: float = 10.0) -> None:
+    """Wait until ``read()`` gives ``expected`` (bounded; polled every 10 ms)."""
+    deadline = time.monotonic() + seconds
+    while (got := read()) != expected:
+        assert time.monotonic() < deadline, f"still {got!r}, not {expected!r}, after {seconds} s"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def two_nodes(pg_url: str, tmp_path: Path) -> Iterator[tuple[PgStore, PgStore, Path]]:
+    """A syncing store and a serving one (listening) on one database, and their seeds."""
+    seed_dir = tmp_path / "seeds"
+    seed_dir.mkdir()
+    (seed_dir / "a.txt").write_text(release_text("First"), encoding="utf-8")
+    syncing, serving = PgStore(pg_url), PgStore(pg_url, listen=True)
+    syncing.initialize(T0)
+    sync(syncing, seed_dir, clock=lambda: T0)
+    yield syncing, serving, seed_dir
+    syncing.close()
+    serving.close()
+
+
+def test_a_serving_node_learns_another_nodes_sync_without_asking_per_request(
+    two_nodes: tuple[PgStore, PgStore, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncing, serving, seed_dir = two_nodes
+    # Polls far apart: only the notification can tell the node in time.
+    monkeypatch.setattr(pg_store, "WATCH_POLL", 60.0)
+    before = syncing.generation()
+    asked: list[str] = []
+    real_one = serving._one
+
+    def counted(query: str, params: Any = ()) -> Any:
+        asked.append(query)
+        return real_one(query, params)
+
+    monkeypatch.setattr(serving, "_one", counted)
+
+    def answered_from_memory() -> bool:
+        asked.clear()
+        return serving.generation() == before and not asked
+
+    # Until its listening thread has read the row, the node asks the database itself.
+    _eventually(answered_from_memory, True)
+    for _ in range(100):
+        assert serving.generation() == before
+    assert asked == []
+    (seed_dir / "b.txt").write_text(release_text("Second"), encoding="utf-8")
+    report = sync(syncing, seed_dir, clock=lambda: T0 + timedelta(hours=1))
+    assert report.count("new") == 1
+    after = syncing.generation()
+    assert after != before
+    # Notified when the sync committed.
+    _eventually(serving.generation, after, seconds=5.0)
+
+
+def test_a_change_no_notification_announced_is_still_learnt(
+    two_nodes: tuple[PgStore, PgStore, Path], pg_url: str
+) -> None:
+    """Notifications are hints: the listening thread also reads the row every second."""
+    syncing, serving, _ = two_nodes
+    before = syncing.generation()
+    _eventually(serving.generation, before)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE meta SET value = (value::bigint + 7)::text WHERE key = 'generation'")
+    _eventually(serving.generation, before + 7, seconds=5.0)
+
+
+def test_a_node_sees_its_own_sync_at_once(two_nodes: tuple[PgStore, PgStore, Path]) -> None:
+    _, serving, seed_dir = two_nodes
+    _eventually(serving.generation, serving.generation())
+    (seed_dir / "b.txt").write_text(release_text("Second"), encoding="utf-8")
+    report = sync(serving, seed_dir, clock=lambda: T0 + timedelta(hours=1))
+    assert report.count("new") == 1
+    with serving.read() as reader:
+        committed = reader.generation()
+    # No wait: what its listening thread read before the commit is not trusted.
+    assert serving.generation() == committed
