@@ -299,7 +299,7 @@ _NEWEST = "ORDER BY updated DESC, revised DESC, seq DESC"
 #: Releases fetched per query when a sync walks its candidates.
 _BATCH = 500
 #: File names a sync remembers as seen before writing them down.
-_SEEN_BATCH = 1000
+_SEEN_BATCH = 64
 #: Most releases a ``q`` filter may match for the full-text index alone to answer it
 #: (their keys sorted here); a word in more is answered by walking the newest-first
 #: index, which meets the first ``limit`` matches sooner.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import heapq
+import itertools
 import json
 import logging
 import math
@@ -313,6 +314,8 @@ _COMMON = 2000
 _WALK = 500
 #: Releases fetched per query when a sync walks its candidates.
 _BATCH_VARIABLES = 500
+#: Unchanged files' names held before they are written down (memory, not the listing).
+_SEEN_BATCH = 64
 
 
 def _release(row: Sequence[Any]) -> Release:
@@ -1014,17 +1017,21 @@ class _Session:
             "INSERT INTO contents (sha256, version) VALUES (?, ?)", (sha256, self.version)
         ).lastrowid
         assert content is not None
-        rows = [_copy_row(content, idx, c) for idx, c in enumerate(copies)]
-        conn.executemany(
-            "INSERT OR REPLACE INTO copies (content, idx, id, agency_slug, agency,"
-            " content_hash, exact, weight, draft, topics)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '[]')",
-            [row[:8] for row in rows],
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO temp.drafts (content, idx, draft, topics) VALUES (?, ?, ?, ?)",
-            [row[:2] + row[8:] for row in rows],
-        )
+        # A few rows at a time: a file's copies are consumed as they are parsed and
+        # tagged, never all held as rows (a sync's memory follows one file, not two).
+        numbered = enumerate(copies)
+        while rows := [_copy_row(content, idx, c) for idx, c in itertools.islice(numbered, 64)]:
+            conn.executemany(
+                "INSERT OR REPLACE INTO copies (content, idx, id, agency_slug, agency,"
+                " content_hash, exact, weight, draft, topics)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '[]')",
+                [row[:8] for row in rows],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO temp.drafts (content, idx, draft, topics)"
+                " VALUES (?, ?, ?, ?)",
+                [row[:2] + row[8:] for row in rows],
+            )
         conn.execute(
             "INSERT OR IGNORE INTO affected (id) SELECT id FROM copies WHERE content = ?",
             (content,),
@@ -1037,7 +1044,7 @@ class _Session:
     def keep_file(self, name: str) -> None:
         # Written a batch at a time: most of a sync that changes one file is this call.
         self._seen.append((name,))
-        if len(self._seen) >= _BATCH_VARIABLES:
+        if len(self._seen) >= _SEEN_BATCH:
             self._flush_seen()
 
     def _flush_seen(self) -> None:

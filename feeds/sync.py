@@ -33,8 +33,10 @@ T = TypeVar("T")
 Clock = Callable[[], datetime]
 #: Releases decided per store round trip.
 DECIDE_BATCH = 100
-#: Listing entries whose stored rows are asked for in one question.
-FILE_BATCH = 500
+#: Listing entries whose stored rows are asked for in one question: enough that a
+#: networked store pays a round trip per 64 files, few enough that the batch weighs
+#: less than a small seed file (the sync's memory must not grow with the listing).
+FILE_BATCH = 64
 #: Called after each file with (files done, files in all, bytes read so far).
 Progress = Callable[[int, int, int], None]
 
@@ -244,6 +246,7 @@ def _sync(
                     )
                     del drafts
                 session.put_file(FileRow(seed.name, fingerprint, sha256))
+            del chunk, seeds, rows  # the next batch replaces this one; deciding needs neither
         problems.sort(key=lambda problem: (problem.path, problem.line))
         progress(done, done, size)
         # Only the releases whose copies came or went are decided, a batch at a time.
