@@ -1200,6 +1200,7 @@ class _Session:
         self.now = now
         self.version = version
         self._seen: list[str] = []
+        self._added = 0  # copies written by this sync
         # Topic bookkeeping of this sync: ids and names by key, next feed numbers, and
         # per topic the change in present members, the latest moment written and
         # whether its documents changed.
@@ -1250,8 +1251,9 @@ class _Session:
                 " agency_slug = excluded.agency_slug, agency = excluded.agency,"
                 " content_hash = excluded.content_hash, exact = excluded.exact,"
                 " weight = excluded.weight, draft = excluded.draft, topics = excluded.topics",
-                [_copy_row(content, idx, c) for idx, c in enumerate(copies)],
+                rows := [_copy_row(content, idx, c) for idx, c in enumerate(copies)],
             )
+            self._added += len(rows)
             conn.execute(
                 "INSERT INTO affected (id) SELECT id FROM copies WHERE content = %s"
                 " ON CONFLICT DO NOTHING",
@@ -1320,6 +1322,12 @@ class _Session:
     def candidates(self, batch: int) -> Iterator[list[Candidate]]:
         conn = self._conn
         self._drop_unseen()
+        if self._added >= _ANALYZE_AFTER:
+            # Statistics for the rows this transaction wrote, before asking for them by
+            # release ID: without them the planner takes ``id = ANY(<100 IDs>)`` for half
+            # of ``copies`` and scans the whole table for every batch (a first sync of
+            # 1,000,000 releases did not finish). ANALYZE samples: its cost is bounded.
+            conn.execute("ANALYZE copies, contents, files, affected")
         # The order new releases are numbered in: first file name holding them, then place
         # (names compare by bytes, as SQLite compares them).
         # Set-based (one join, one sort), not a lookup per release: rows written in this
