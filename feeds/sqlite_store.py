@@ -1388,9 +1388,12 @@ class _Session:
         conn = self._conn
         now = self.now
         # Every copy of this sync that did not win keeps its text and topics in its own row.
+        # Written from the (few) staged rows by key: the UPDATE ... FROM form scanned every
+        # copy in the store on every sync (10 ms at 100,000 releases).
         conn.execute(
-            "UPDATE copies SET draft = d.draft, topics = d.topics FROM temp.drafts d"
-            " WHERE copies.content = d.content AND copies.idx = d.idx"
+            "UPDATE copies SET (draft, topics) = (SELECT d.draft, d.topics FROM temp.drafts d"
+            " WHERE d.content = copies.content AND d.idx = copies.idx)"
+            " WHERE (content, idx) IN (SELECT content, idx FROM temp.drafts)"
         )
         conn.execute("DELETE FROM temp.drafts")
         changed: list[str] = []

@@ -160,3 +160,44 @@ def test_an_interrupted_migration_leaves_the_v1_store_usable(
     migrated = {(r.id, r.seq, int(r.first_seen.timestamp()), int(r.updated.timestamp()))
                 for r in all_releases(store)}  # fmt: skip
     assert migrated == set(v1_rows)
+
+
+#: Tables that grow with the archive: no statement of a small sync may scan one.
+_ARCHIVE_TABLES = ("releases", "copies", "release_topics", "releases_fts", "agency_names")
+
+
+def test_a_sync_that_adds_one_file_scans_no_table_that_grows_with_the_archive(
+    tmp_path: Path, seed_dir: Path
+) -> None:
+    """Every statement of such a sync reaches archive rows by key (SQLite's query plans).
+
+    Deciding only the touched releases is not enough: a statement that walks a whole
+    table (an ``UPDATE ... FROM`` planned with the big table outside, say) makes every
+    sync cost the archive. Scanning the listing's own rows (``files``) is allowed.
+    """
+    for part in range(10):
+        write_agency(seed_dir, "Europol", 50, name=f"part-{part}.txt")
+        text = (seed_dir / f"part-{part}.txt").read_text("utf-8").replace("release", f"r{part}")
+        (seed_dir / f"part-{part}.txt").write_text(text, "utf-8")
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    store.initialize(T0)
+    assert sync(store, seed_dir, clock=lambda: T0).count("new") == 500
+    (seed_dir / "new.txt").write_text(release_text("One more", "Interpol"), "utf-8")
+    statements: list[str] = []
+    conn = store._conn  # the connection the sync runs on (its temp tables included)
+    conn.set_trace_callback(statements.append)
+    try:
+        report = sync(store, seed_dir, clock=lambda: T0 + timedelta(hours=1))
+    finally:
+        conn.set_trace_callback(None)
+    assert report.count("new") == 1
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS work (pos INTEGER PRIMARY KEY, id TEXT)")
+    scans = []
+    for statement in statements:
+        if not statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            continue
+        for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"):
+            detail = str(row[3])
+            if any(detail.startswith(f"SCAN {t}") for t in _ARCHIVE_TABLES):
+                scans.append(f"{detail}  <-  {statement[:120]}")
+    assert scans == [], "\n".join(scans)
