@@ -1076,8 +1076,9 @@ class _Reader:
                 (match_query(filters.q), _RARE + 1),
             ).fetchall()
         finally:
-            conn.execute("SET LOCAL enable_indexscan = on")
-            conn.execute("SET LOCAL enable_seqscan = on")
+            # Back to the session's own default (a value an operator configured stays).
+            conn.execute("SET LOCAL enable_indexscan TO DEFAULT")
+            conn.execute("SET LOCAL enable_seqscan TO DEFAULT")
         return [r[0] for r in rows] if len(rows) <= _RARE else None
 
     def release(self, uuid: str) -> Release | None:

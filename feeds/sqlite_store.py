@@ -143,6 +143,11 @@ def _roll_back(conn: sqlite3.Connection, cause: BaseException) -> None:
         cause.add_note(f"ROLLBACK failed too: {failed}")
 
 
+# A new release is indexed by the statement that inserts it (see ``_apply_new``), not
+# by a trigger: FTS5 flushes its pending terms at every statement savepoint, and a
+# trigger runs each row in its own, so a first sync spent most of its time writing
+# one tiny index segment per release and merging them (schema 3; 2 had the trigger).
+# Changed texts and deletions, both rare, keep their triggers.
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE agencies (
@@ -279,11 +284,6 @@ CREATE TABLE syncs (
 );
 """
 
-#: A new release is indexed by the statement that inserts it (see ``_apply_new``), not
-#: by a trigger: FTS5 flushes its pending terms at every statement savepoint, and a
-#: trigger runs each row in its own, so a first sync spent most of its time writing
-#: one tiny index segment per release and merging them (schema 3; 2 had the trigger).
-#: Changed texts and deletions, both rare, keep their triggers.
 _TABLES = frozenset(
     line.split()[3 if "VIRTUAL" in line else 2]
     for line in _SCHEMA.splitlines()
@@ -316,6 +316,8 @@ _WALK = 500
 _BATCH_VARIABLES = 500
 #: Unchanged files' names held before they are written down (memory, not the listing).
 _SEEN_BATCH = 64
+#: A file's copy rows built and written at a time.
+_ROW_BATCH = 64
 
 
 def _release(row: Sequence[Any]) -> Release:
@@ -509,8 +511,7 @@ class SQLiteStore:
                     raise StoreCorrupt(
                         "corrupt", self.path, f"tables missing: {', '.join(sorted(missing))}"
                     )
-                meta = dict(conn.execute("SELECT key, value FROM meta"))
-                if "created" not in meta:
+                if conn.execute("SELECT 1 FROM meta WHERE key = 'created'").fetchone() is None:
                     raise StoreCorrupt("corrupt", self.path, "meta holds no 'created' row")
         with self._write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -1020,7 +1021,9 @@ class _Session:
         # A few rows at a time: a file's copies are consumed as they are parsed and
         # tagged, never all held as rows (a sync's memory follows one file, not two).
         numbered = enumerate(copies)
-        while rows := [_copy_row(content, idx, c) for idx, c in itertools.islice(numbered, 64)]:
+        while rows := [
+            _copy_row(content, idx, c) for idx, c in itertools.islice(numbered, _ROW_BATCH)
+        ]:
             conn.executemany(
                 "INSERT OR REPLACE INTO copies (content, idx, id, agency_slug, agency,"
                 " content_hash, exact, weight, draft, topics)"
