@@ -42,6 +42,18 @@ def write_agency(seeds: Path, agency: str, count: int, name: str | None = None) 
     (seeds / (name or f"{agency.lower()}.txt")).write_text(text, encoding="utf-8")
 
 
+def synced_parts(seed_dir: Path, tmp_path: Path, parts: int) -> SQLiteStore:
+    """A store after a first sync of ``parts`` Europol files of 50 releases each."""
+    for part in range(parts):
+        write_agency(seed_dir, "Europol", 50, name=f"part-{part}.txt")
+        text = (seed_dir / f"part-{part}.txt").read_text("utf-8").replace("release", f"r{part}")
+        (seed_dir / f"part-{part}.txt").write_text(text, "utf-8")
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    store.initialize(T0)
+    assert sync(store, seed_dir, clock=lambda: T0).count("new") == parts * 50
+    return store
+
+
 def test_a_change_to_one_agency_leaves_the_others_cached(
     make_app: Callable[..., Flask], seed_dir: Path
 ) -> None:
@@ -106,13 +118,7 @@ def test_an_uncached_request_reads_only_its_own_rows(
 def test_a_sync_decides_only_what_changed(
     tmp_path: Path, seed_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for part in range(20):
-        write_agency(seed_dir, "Europol", 50, name=f"part-{part}.txt")
-        text = (seed_dir / f"part-{part}.txt").read_text("utf-8").replace("release", f"r{part}")
-        (seed_dir / f"part-{part}.txt").write_text(text, "utf-8")
-    store = SQLiteStore(tmp_path / "db.sqlite3")
-    store.initialize(T0)
-    assert sync(store, seed_dir, clock=lambda: T0).count("new") == 1000
+    store = synced_parts(seed_dir, tmp_path, 20)
     decided: list[str] = []
     real = decide.decide
 
@@ -175,13 +181,7 @@ def test_a_sync_that_adds_one_file_scans_no_table_that_grows_with_the_archive(
     table (an ``UPDATE ... FROM`` planned with the big table outside, say) makes every
     sync cost the archive. Scanning the listing's own rows (``files``) is allowed.
     """
-    for part in range(10):
-        write_agency(seed_dir, "Europol", 50, name=f"part-{part}.txt")
-        text = (seed_dir / f"part-{part}.txt").read_text("utf-8").replace("release", f"r{part}")
-        (seed_dir / f"part-{part}.txt").write_text(text, "utf-8")
-    store = SQLiteStore(tmp_path / "db.sqlite3")
-    store.initialize(T0)
-    assert sync(store, seed_dir, clock=lambda: T0).count("new") == 500
+    store = synced_parts(seed_dir, tmp_path, 10)
     (seed_dir / "new.txt").write_text(release_text("One more", "Interpol"), "utf-8")
     statements: list[str] = []
     conn = store._conn  # the connection the sync runs on (its temp tables included)
