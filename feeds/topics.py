@@ -231,7 +231,7 @@ def _scan(joined: str, low: str, split: int) -> _Hits:
 
 
 def _country_matches(joined: str, hits: _Hits) -> Iterable[tuple[int, int, str]]:
-    """The matches of ``_table().pattern.finditer`` over title and body, from ``hits``.
+    """The matches of ``_patterns().pattern.finditer`` over title and body, from ``hits``.
 
     That regex takes, at the first position where one matches, the longest word not
     followed by a word character or an apostrophe, then goes on after it.
@@ -318,6 +318,17 @@ class _Table:
     """text as matched (as written or in capitals) → code; "" for a look-alike phrase"""
     by_key: Mapping[str, str]
     """lookup key of a code, name, alias or adjective → code (for URLs)"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Patterns:
+    """The country table as regexes: only for text whose lowercase changes length.
+
+    Apart from the table because compiling them takes about as long as tagging a few
+    thousand releases: a sync that adds one release, or a web worker that names a
+    country, must not pay for them.
+    """
+
     pattern: re.Pattern[str]
     capitals: re.Pattern[str]
     """``pattern`` without the words that start in lowercase ("the Netherlands"): it need
@@ -437,13 +448,19 @@ def _table() -> _Table:
     for word in list(by_text):
         if len(word) >= 4:  # "SPAIN" in a capitalised title; "US" and "UK" are already
             by_text.setdefault(word.upper(), by_text[word])
+    return _Table(names, by_text, by_key)
+
+
+@cache
+def _patterns() -> _Patterns:
+    by_text = _table().by_text
     # No lookbehind: it would keep re from skipping to the possible first letters.
     pattern = re.compile(_trie_regex(by_text) + r"(?![\w’'])")
     lowercase = tuple(word for word in by_text if not word[0].isupper())
     capitals = re.compile(
         _trie_regex(word for word in by_text if word[0].isupper()) + r"(?![\w’'])"
     )
-    return _Table(names, by_text, by_key, pattern, capitals, lowercase)
+    return _Patterns(pattern, capitals, lowercase)
 
 
 def _split(field: str) -> list[str]:
@@ -488,18 +505,19 @@ def _node_regex(node: _Trie) -> str:
 
 
 def _countries(title: str, body: str) -> set[str]:
-    table = _table()
+    by_text = _table().by_text
+    patterns = _patterns()
     codes: set[str] = set()
     for text in (title, body):
         # Same matches: a word that is not in the text cannot match.
-        lowercase = any(word in text for word in table.lowercase)
-        pattern = table.pattern if lowercase else table.capitals
+        lowercase = any(word in text for word in patterns.lowercase)
+        pattern = patterns.pattern if lowercase else patterns.capitals
         for match in pattern.finditer(text):
             word = match.group()
             start = match.start()
             if start and (text[start - 1].isalnum() or text[start - 1] in ".’'-"):
                 continue  # inside a word or an abbreviation
-            code = table.by_text.get(word, "")
+            code = by_text.get(word, "")
             if not code or code in codes:
                 continue
             if word in _LANGUAGES and _is_language(text, match.start(), match.end()):
