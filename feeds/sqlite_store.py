@@ -1082,9 +1082,11 @@ class _Session:
         )
         conn.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM seen)")
         conn.execute("DELETE FROM old_contents WHERE content IN (SELECT content FROM files)")
+        # By key from the (few) dropped contents: as a join, with no statistics on the temp
+        # table, SQLite walked every copy in the store instead (0.17 s at 1,000,000).
         conn.execute(
-            "INSERT OR IGNORE INTO affected (id) SELECT c.id FROM old_contents o"
-            " JOIN copies c ON c.content = o.content"
+            "INSERT OR IGNORE INTO affected (id)"
+            " SELECT id FROM copies WHERE content IN (SELECT content FROM old_contents)"
         )
         conn.execute("DELETE FROM contents WHERE rowid IN (SELECT content FROM old_contents)")
 
