@@ -72,7 +72,7 @@ from feeds.store import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Seconds a connection waits for another one's lock before the store is "busy".
 BUSY_TIMEOUT = 30.0
 #: Bytes the WAL is cut back to after a checkpoint, so failed syncs never grow it for good.
@@ -148,6 +148,13 @@ def _roll_back(conn: sqlite3.Connection, cause: BaseException) -> None:
 # trigger runs each row in its own, so a first sync spent most of its time writing
 # one tiny index segment per release and merging them (schema 3; 2 had the trigger).
 # Changed texts and deletions, both rare, keep their triggers.
+#
+# Schema 4: a release's topics are its tagged memberships in ``release_topics`` (read
+# with it, see ``_attach_topics``), not a second copy as JSON in ``releases`` (a sixth of
+# the store); and the newest-first indexes are ascending, read backwards. A
+# descending index takes every new release at its left edge, where SQLite splits a
+# full page in two halves that stay half empty; ascending ones grow at the right,
+# where pages are filled (both measured with ``dbstat``: 50 % unused against 10 %).
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE agencies (
@@ -185,14 +192,13 @@ CREATE TABLE releases (
     present INTEGER NOT NULL,
     left_at INTEGER,
     win_content INTEGER,
-    win_idx INTEGER,
-    topics TEXT NOT NULL DEFAULT '[]'
+    win_idx INTEGER
 );
 CREATE UNIQUE INDEX releases_agency_pos ON releases(agency_slug, agency_pos);
 CREATE INDEX releases_agency_seq ON releases(agency_slug, seq, agency_pos);
-CREATE INDEX releases_newest ON releases(updated DESC, revised DESC, seq DESC) WHERE present;
+CREATE INDEX releases_newest ON releases(updated, revised, seq) WHERE present;
 CREATE INDEX releases_agency_newest
-    ON releases(agency_slug, updated DESC, revised DESC, seq DESC) WHERE present;
+    ON releases(agency_slug, updated, revised, seq) WHERE present;
 CREATE INDEX releases_agency_published ON releases(agency_slug, published) WHERE present;
 CREATE VIRTUAL TABLE releases_fts USING fts5(
     title, body, content='releases', content_rowid='seq',
@@ -233,7 +239,7 @@ CREATE TABLE release_topics (
 CREATE UNIQUE INDEX release_topics_pos ON release_topics(topic, pos);
 CREATE INDEX release_topics_seq ON release_topics(seq);
 CREATE INDEX release_topics_newest
-    ON release_topics(topic, updated DESC, revised DESC, seq DESC) WHERE present;
+    ON release_topics(topic, updated, revised, seq) WHERE present;
 CREATE TABLE contents (
     id INTEGER PRIMARY KEY,
     sha256 TEXT NOT NULL,
@@ -298,12 +304,12 @@ _V1_TABLES = frozenset(
 
 _RELEASE = (
     "seq, id, agency_slug, agency, channel, title, date_line, published, body, "
-    "content_hash, first_seen, updated, present, left_at, topics"
+    "content_hash, first_seen, updated, present, left_at"
 )
 #: The same columns for a topic's member: presence and departure are the membership's.
 _MEMBER = (
     "r.seq, r.id, r.agency_slug, r.agency, r.channel, r.title, r.date_line, r.published,"
-    " r.body, r.content_hash, r.first_seen, r.updated, t.present, t.left_at, r.topics"
+    " r.body, r.content_hash, r.first_seen, r.updated, t.present, t.left_at"
 )
 _TOPIC_NEWEST = "ORDER BY t.updated DESC, t.revised DESC, t.seq DESC"
 _NEWEST = "ORDER BY updated DESC, revised DESC, seq DESC"
@@ -320,7 +326,36 @@ _SEEN_BATCH = 64
 _ROW_BATCH = 64
 
 
-def _release(row: Sequence[Any]) -> Release:
+def _releases(conn: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> list[Release]:
+    """Rows of ``_RELEASE`` (or ``_MEMBER``) as releases, each with its topics."""
+    rows = list(rows)
+    topics = _topics_of(conn, [row[0] for row in rows])
+    return [_release(row, topics.get(row[0], ())) for row in rows]
+
+
+def _topics_of(conn: sqlite3.Connection, seqs: Sequence[int]) -> dict[int, tuple[Topic, ...]]:
+    """The topics of the releases numbered ``seqs``, each sorted by ``(kind, slug)``.
+
+    A release's topics are its tagged memberships: one index lookup per release.
+    """
+    found: dict[int, list[Topic]] = {}
+    for at in range(0, len(seqs), _BATCH_VARIABLES):
+        part = seqs[at : at + _BATCH_VARIABLES]
+        for seq, kind, slug, name in conn.execute(
+            "SELECT t.seq, p.kind, p.slug, p.name FROM release_topics t"
+            " JOIN topics p ON p.id = t.topic"
+            f" WHERE t.seq IN ({_marks(len(part))}) AND t.tagged",
+            part,
+        ):
+            found.setdefault(seq, []).append(Topic(kind, slug, name))
+    return {seq: tuple(sorted(topics, key=_topic_order)) for seq, topics in found.items()}
+
+
+def _topic_order(topic: Topic) -> tuple[str, str]:
+    return topic.kind, topic.slug
+
+
+def _release(row: Sequence[Any], topics: tuple[Topic, ...]) -> Release:
     return Release(
         id=row[1],
         seq=row[0],
@@ -339,7 +374,7 @@ def _release(row: Sequence[Any]) -> Release:
         updated=from_epoch(row[11]),
         present=bool(row[12]),
         left_at=from_epoch(row[13]) if row[13] is not None else None,
-        topics=topics_from_json(row[14]),
+        topics=topics,
     )
 
 
@@ -500,7 +535,7 @@ class SQLiteStore:
         with self._translated():
             conn = self._conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version in (1, 2, SCHEMA_VERSION):
+            if version in (1, *_STEPPED, SCHEMA_VERSION):
                 # A check that costs the same at any size: the header, the schema and the
                 # meta rows. ``PRAGMA quick_check`` read the whole file (8 s at a million
                 # releases) in every process that opened it; damage deeper in the file is
@@ -527,9 +562,9 @@ class SQLiteStore:
             elif version == 1:
                 _migrate_v1(conn)
                 log.info("store migrated path=%s schema=1->%d", self.path, SCHEMA_VERSION)
-            elif version == 2:
-                _migrate_v2(conn)
-                log.info("store migrated path=%s schema=2->%d", self.path, SCHEMA_VERSION)
+            elif version in _STEPPED:
+                _migrate(conn, version)
+                log.info("store migrated path=%s schema=%d->%d", self.path, version, SCHEMA_VERSION)
             elif version == SCHEMA_VERSION:
                 # A store this process cannot write (a read-only file, say) opens and reads
                 # fine: fail now, at start, rather than at every sync.
@@ -707,7 +742,7 @@ class _Reader:
 
     def _select(self, where: str, params: Sequence[Any], tail: str = "") -> list[Release]:
         rows = self._conn.execute(f"SELECT {_RELEASE} FROM releases WHERE {where} {tail}", params)
-        return [_release(r) for r in rows]
+        return _releases(self._conn, rows)
 
     def _count_upto(self, slugs: tuple[str, ...], seq: int) -> int:
         """How many members of the feed have a number at most ``seq``."""
@@ -900,7 +935,7 @@ class _Reader:
             f" WHERE {where} {tail}",
             params,
         )
-        return [_release(r) for r in rows]
+        return _releases(self._conn, rows)
 
     def topic_members(self, topic: str, first: int, last: int) -> list[Release]:
         return self._members_of(
@@ -1183,7 +1218,7 @@ class _Session:
 
     def _select_release(self, release_id: str) -> list[Release]:
         rows = self._conn.execute(f"SELECT {_RELEASE} FROM releases WHERE id = ?", (release_id,))
-        return [_release(r) for r in rows]
+        return _releases(self._conn, rows)
 
     def _apply_new(self, decisions: list[Decision]) -> None:
         """Insert brand-new releases a batch at a time: a first sync is mostly these."""
@@ -1213,11 +1248,10 @@ class _Session:
                 ((self._topic_id(t), t) for t in topics_from_json(topics_text)),
                 key=lambda n: (n[1].kind, n[1].slug),
             )
-            stored = [Topic(t.kind, t.slug, name) for (_, name), t in named]
             releases.append(
                 (d.seq, d.id, best.agency_slug, draft.agency, draft.channel, draft.title,
                  _iso(draft.date_line), _iso(draft.published), join_body(draft.paragraphs),
-                 bytes.fromhex(best.content_hash), now, now, 1, None, topics_to_json(stored),
+                 bytes.fromhex(best.content_hash), now, now, 1, None,
                  best.exact, d.agency_pos, best.content, best.idx)
             )  # fmt: skip
             for (topic_id, _), _topic in named:
@@ -1228,7 +1262,7 @@ class _Session:
                 tally[2] = 1
         conn.executemany(
             f"INSERT INTO releases ({_RELEASE}, exact, agency_pos, revised, win_content,"
-            " win_idx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+            " win_idx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
             releases,
         )
         # Indexed in one statement for the batch (no trigger: see the schema's note).
@@ -1341,20 +1375,14 @@ class _Session:
                 "SELECT topic, tagged, present, updated FROM release_topics WHERE seq = ?", (seq,)
             )
         }
+        was_tagged_ids = {topic for topic, row in rows.items() if row[0]}
         if wanted is None:
-            tagged_ids = {topic for topic, row in rows.items() if row[0]}
+            tagged_ids = was_tagged_ids
         else:
-            named = [(self._topic_id(t), t) for t in wanted]
-            tagged_ids = {topic_id for (topic_id, _), _ in named}
-            stored = [
-                Topic(t.kind, t.slug, name)
-                for (_, name), t in sorted(named, key=lambda n: n[1].key)
-            ]
-            text = topics_to_json(stored)
-            changed = conn.execute(
-                "UPDATE releases SET topics = ? WHERE seq = ? AND topics != ?", (text, seq, text)
-            ).rowcount
-            if changed:
+            # The release's topics are its tagged memberships: a change of them changes
+            # its entry in its agency's documents too.
+            tagged_ids = {self._topic_id(t)[0] for t in wanted}
+            if tagged_ids != was_tagged_ids:
                 self._retagged_agencies.add(agency_slug)
         revised = int(
             conn.execute("SELECT revised FROM releases WHERE seq = ?", (seq,)).fetchone()[0]
@@ -1570,7 +1598,7 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
     )
     conn.executemany(
         f"INSERT INTO releases ({_RELEASE}, exact, agency_pos, revised, win_content, win_idx)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (_v1_release(r) for r in releases.fetchall()),
     )
     conn.execute("INSERT INTO releases_fts (releases_fts) VALUES ('rebuild')")
@@ -1606,6 +1634,35 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     Nothing else differs: every row and the full-text index stay as they are.
     """
     conn.execute("DROP TRIGGER releases_fts_insert")
+
+
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    """Schema 3 → 4 in the caller's transaction: topics only as memberships, ascending indexes.
+
+    Every row keeps its values: a release's topics JSON said no more than its tagged
+    memberships do. The table is rewritten once without the column; the pages it
+    frees are reused by the releases that come next (``VACUUM`` returns them at once).
+    """
+    for name, columns in (
+        ("releases_newest", "releases(updated, revised, seq)"),
+        ("releases_agency_newest", "releases(agency_slug, updated, revised, seq)"),
+        ("release_topics_newest", "release_topics(topic, updated, revised, seq)"),
+    ):
+        conn.execute(f"DROP INDEX {name}")
+        conn.execute(f"CREATE INDEX {name} ON {columns} WHERE present")
+    conn.execute("ALTER TABLE releases DROP COLUMN topics")
+
+
+#: Older schemas migrated a step at a time (1 is rebuilt whole, by ``_migrate_v1``).
+_STEPPED = (2, 3)
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Schema ``version`` (one of ``_STEPPED``) → this one, in the caller's transaction."""
+    if version <= 2:
+        _migrate_v2(conn)
+    if version <= 3:
+        _migrate_v3(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -1648,9 +1705,20 @@ def dump(store: SQLiteStore) -> Iterator[tuple[str, list[str], Iterator[Sequence
                 f"SELECT {', '.join(columns)} FROM {table} ORDER BY {_ORDER.get(table, 'rowid')}"
             )
             named = ["id" if c == "rowid" else c for c in columns]
-            yield table, named, _rows(cursor)
+            if table == "releases":  # other stores keep a release's topics beside it
+                yield table, [*named, "topics"], _with_topics(conn, cursor)
+            else:
+                yield table, named, _rows(cursor)
 
 
 def _rows(cursor: sqlite3.Cursor) -> Iterator[Sequence[Any]]:
     while batch := cursor.fetchmany(1000):
         yield from batch
+
+
+def _with_topics(conn: sqlite3.Connection, cursor: sqlite3.Cursor) -> Iterator[Sequence[Any]]:
+    """Release rows (``seq`` first) with their topics as JSON, a batch at a time."""
+    while batch := cursor.fetchmany(_BATCH_VARIABLES):
+        topics = _topics_of(conn, [row[0] for row in batch])
+        for row in batch:
+            yield (*row, topics_to_json(topics.get(row[0], ())))

@@ -21,8 +21,9 @@ Regenerate, only when a change of output is intended (then review the diff)::
 compare two runs. ``--fixture`` also writes ``tests/data/golden/varied-v<N>.sqlite3``,
 the ``varied`` store as this code (schema N) leaves it, for the tests of the next
 schema's migration (``tests/test_migration.py`` migrates ``varied-v1``,
-``tests/test_migration_v2.py`` ``varied-v2``). Run it before bumping the schema: a
-fixture made by newer code would test no migration.
+``tests/test_migration_v2.py`` ``varied-v2``, ``tests/test_migration_v3.py``
+``varied-v3``). Run it before bumping the schema: a fixture made by newer code would
+test no migration.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def fixture(schema: int) -> Path:
 
 V1_FIXTURE = fixture(1)
 V2_FIXTURE = fixture(2)
+V3_FIXTURE = fixture(3)
 ATOM = "{http://www.w3.org/2005/Atom}"
 #: Most lines of diff a failure shows.
 DIFF_LINES = 40
