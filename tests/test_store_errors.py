@@ -429,13 +429,13 @@ def test_create_app_refuses_a_missing_seed_directory(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs mounted for this test."""
+    """A 4 MiB tmpfs mounted for this test (a new store of 16 KiB pages takes about 1 MiB)."""
     if shutil.which("mount") is None:
         pytest.skip("mount is not installed")
     point = tmp_path / "disk"
     point.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "feeds-test", str(point)],
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "feeds-test", str(point)],
         capture_output=True,
         text=True,
         timeout=60,
