@@ -36,7 +36,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -44,14 +44,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
-from feeds import ids, parse
+from feeds import ids, parse, sqlite_store
 from feeds.app import create_app
 from feeds.backends import open_store
-from feeds.sqlite_store import SCHEMA_VERSION
+from feeds.errors import StoreError
+from feeds.sqlite_store import SCHEMA_VERSION, SQLiteStore
 from feeds.sync import sync
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +74,56 @@ def fixture(schema: int) -> Path:
 V1_FIXTURE = fixture(1)
 V2_FIXTURE = fixture(2)
 V3_FIXTURE = fixture(3)
+
+
+def read_only(path: Path) -> sqlite3.Connection:
+    """A store file read as it is: ``immutable`` creates no -wal or -shm beside it."""
+    return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+
+
+def copy_fixture(schema: int, tmp_path: Path) -> tuple[Path, Path]:
+    """A writable copy of ``fixture(schema)`` and the ``varied`` seeds it was synced from."""
+    database = tmp_path / "db" / "feeds.sqlite3"
+    database.parent.mkdir()
+    shutil.copyfile(fixture(schema), database)
+    seed_dir = tmp_path / "seeds"
+    replace_seeds(CORPORA["varied"].final_seeds, seed_dir)
+    return database, seed_dir
+
+
+def assert_interrupted_migration_keeps(
+    schema: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    still_old: Callable[[sqlite3.Connection], object],
+) -> None:
+    """A failure right after migration ``step`` (a ``feeds.sqlite_store`` function) has run
+    leaves a copy of ``fixture(schema)`` byte for byte as it was, still at ``schema``.
+
+    ``still_old(conn)`` asserts what only the old schema has.
+    """
+    database, _ = copy_fixture(schema, tmp_path)
+    before = database.read_bytes()
+    real = getattr(sqlite_store, step)
+
+    def cut(conn: sqlite3.Connection) -> None:
+        real(conn)
+        raise OSError("power cut")
+
+    monkeypatch.setattr(sqlite_store, step, cut)
+    with pytest.raises(StoreError, match="power cut"):
+        SQLiteStore(database).initialize(datetime.now(UTC))
+    conn = sqlite3.connect(database)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema
+        still_old(conn)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    assert database.read_bytes() == before
+
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 #: Most lines of diff a failure shows.
 DIFF_LINES = 40

@@ -53,13 +53,8 @@ class V1Release:
     present: bool
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
-    # immutable: read the file as it is, creating no -wal or -shm beside it in tests/data.
-    return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-
-
 def _v1_releases() -> list[V1Release]:
-    conn = _read_only(golden.V1_FIXTURE)
+    conn = golden.read_only(golden.V1_FIXTURE)
     try:
         rows = conn.execute(
             "SELECT id, seq, first_seen, updated, present FROM releases ORDER BY seq"
@@ -127,7 +122,7 @@ def _ids_parsed_now() -> set[str]:
 
 
 def test_the_fixture_is_a_small_v1_store() -> None:
-    conn = _read_only(golden.V1_FIXTURE)
+    conn = golden.read_only(golden.V1_FIXTURE)
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     finally:

@@ -14,7 +14,6 @@ checked through HTTP and through the store's own interface.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -24,10 +23,8 @@ import feedparser
 import pytest
 from flask import Flask
 
-from feeds import sqlite_store
 from feeds.app import create_app, serve
 from feeds.config import load
-from feeds.errors import StoreError
 from feeds.sqlite_store import SCHEMA_VERSION, SQLiteStore
 from feeds.sync import sync
 
@@ -37,28 +34,14 @@ CORPUS = golden.CORPORA["varied"]
 FIXTURE = golden.V2_FIXTURE
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
-    # immutable: read the file as it is, creating no -wal or -shm beside it in tests/data.
-    return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-
-
 def _triggers(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-
-
-def _copy(tmp_path: Path) -> tuple[Path, Path]:
-    database = tmp_path / "db" / "feeds.sqlite3"
-    database.parent.mkdir()
-    shutil.copyfile(FIXTURE, database)
-    seed_dir = tmp_path / "seeds"
-    golden.replace_seeds(CORPUS.final_seeds, seed_dir)
-    return database, seed_dir
 
 
 @pytest.fixture
 def unsynced(tmp_path: Path) -> tuple[Flask, Path]:
     """The app on a migrated copy of the v2 fixture, before any sync has run."""
-    database, seed_dir = _copy(tmp_path)
+    database, seed_dir = golden.copy_fixture(2, tmp_path)
     store = SQLiteStore(database)
     store.initialize(datetime.now(UTC))
     app = serve(load(environ={}, overrides=golden.settings(CORPUS, seed_dir, database)), store)
@@ -67,7 +50,7 @@ def unsynced(tmp_path: Path) -> tuple[Flask, Path]:
 
 
 def test_the_fixture_is_a_v2_store_with_the_insert_trigger() -> None:
-    with closing(_read_only(FIXTURE)) as conn:
+    with closing(golden.read_only(FIXTURE)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         assert "releases_fts_insert" in _triggers(conn)
         # It has the history the checks below need: gone releases and changed ones.
@@ -91,7 +74,7 @@ def test_migrated_store_serves_what_v2_served_byte_for_byte(
 def test_its_first_sync_changes_nothing_and_new_releases_are_found_once(
     tmp_path: Path,
 ) -> None:
-    database, seed_dir = _copy(tmp_path)
+    database, seed_dir = golden.copy_fixture(2, tmp_path)
     app = create_app(golden.settings(CORPUS, seed_dir, database), environ={})
     app.testing = True
     client = app.test_client()
@@ -125,19 +108,9 @@ def _found(client: object, word: str) -> list[feedparser.FeedParserDict]:
 def test_an_interrupted_migration_leaves_the_v2_store_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database, _ = _copy(tmp_path)
-    before = database.read_bytes()
-    real = sqlite_store._migrate_v2
-
-    def cut(conn: sqlite3.Connection) -> None:
-        real(conn)
-        raise OSError("power cut")
-
-    monkeypatch.setattr(sqlite_store, "_migrate_v2", cut)
-    with pytest.raises(StoreError, match="power cut"):
-        SQLiteStore(database).initialize(datetime.now(UTC))
-    with closing(sqlite3.connect(database)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    def has_the_trigger(conn: sqlite3.Connection) -> None:
         assert "releases_fts_insert" in _triggers(conn)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert database.read_bytes() == before
+
+    golden.assert_interrupted_migration_keeps(
+        2, tmp_path, monkeypatch, "_migrate_v2", has_the_trigger
+    )

@@ -15,7 +15,6 @@ checked through HTTP and through the store's own interface.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -24,9 +23,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from feeds import sqlite_store
 from feeds.app import create_app
-from feeds.errors import StoreError
 from feeds.sqlite_store import SCHEMA_VERSION, SQLiteStore, dump
 from feeds.store import topics_from_json
 from feeds.sync import sync
@@ -36,11 +33,6 @@ from . import golden
 CORPUS = golden.CORPORA["varied"]
 FIXTURE = golden.V3_FIXTURE
 NEWEST = ("releases_newest", "releases_agency_newest", "release_topics_newest")
-
-
-def _read_only(path: Path) -> sqlite3.Connection:
-    # immutable: read the file as it is, creating no -wal or -shm beside it in tests/data.
-    return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
@@ -58,23 +50,14 @@ def _index_sql(conn: sqlite3.Connection) -> dict[str, str]:
 
 def _fixture_topics() -> dict[str, tuple[object, ...]]:
     """Every release's topics as the v3 store held them (its JSON column)."""
-    with closing(_read_only(FIXTURE)) as conn:
+    with closing(golden.read_only(FIXTURE)) as conn:
         return {
             r[0]: topics_from_json(r[1]) for r in conn.execute("SELECT id, topics FROM releases")
         }
 
 
-def _copy(tmp_path: Path) -> tuple[Path, Path]:
-    database = tmp_path / "db" / "feeds.sqlite3"
-    database.parent.mkdir()
-    shutil.copyfile(FIXTURE, database)
-    seed_dir = tmp_path / "seeds"
-    golden.replace_seeds(CORPUS.final_seeds, seed_dir)
-    return database, seed_dir
-
-
 def test_the_fixture_is_a_v3_store_with_topics_as_json_and_descending_indexes() -> None:
-    with closing(_read_only(FIXTURE)) as conn:
+    with closing(golden.read_only(FIXTURE)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert "topics" in _columns(conn, "releases")
         assert all("DESC" in sql for sql in _index_sql(conn).values())
@@ -87,7 +70,7 @@ def test_the_fixture_is_a_v3_store_with_topics_as_json_and_descending_indexes() 
 
 
 def test_every_release_keeps_the_topics_its_v3_row_named(tmp_path: Path) -> None:
-    database, _ = _copy(tmp_path)
+    database, _ = golden.copy_fixture(3, tmp_path)
     expected = _fixture_topics()
     store = SQLiteStore(database)
     store.initialize(datetime.now(UTC))
@@ -108,7 +91,7 @@ def test_every_release_keeps_the_topics_its_v3_row_named(tmp_path: Path) -> None
 def test_the_migrated_store_serves_what_v3_served_before_and_after_its_first_sync(
     tmp_path: Path,
 ) -> None:
-    database, seed_dir = _copy(tmp_path)
+    database, seed_dir = golden.copy_fixture(3, tmp_path)
     app = create_app(golden.settings(CORPUS, seed_dir, database), environ={})
     app.testing = True
     client = app.test_client()
@@ -139,19 +122,9 @@ def test_the_migrated_store_serves_what_v3_served_before_and_after_its_first_syn
 def test_an_interrupted_migration_leaves_the_v3_store_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database, _ = _copy(tmp_path)
-    before = database.read_bytes()
-    real = sqlite_store._migrate_v3
-
-    def cut(conn: sqlite3.Connection) -> None:
-        real(conn)
-        raise OSError("power cut")
-
-    monkeypatch.setattr(sqlite_store, "_migrate_v3", cut)
-    with pytest.raises(StoreError, match="power cut"):
-        SQLiteStore(database).initialize(datetime.now(UTC))
-    with closing(sqlite3.connect(database)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    def has_the_topics_column(conn: sqlite3.Connection) -> None:
         assert "topics" in _columns(conn, "releases")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert database.read_bytes() == before
+
+    golden.assert_interrupted_migration_keeps(
+        3, tmp_path, monkeypatch, "_migrate_v3", has_the_topics_column
+    )
