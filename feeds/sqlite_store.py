@@ -1024,6 +1024,7 @@ class _Session:
         self._topic_pos: dict[int, int] = {}
         self._topic_tally: dict[int, list[int]] = {}
         self._retagged_agencies: set[str] = set()
+        #: The first number this sync gives a new release (see ``numbers``).
         self._first_new: int | None = None
         self._seen: list[tuple[str]] = []
         for table, columns in (
@@ -1195,6 +1196,7 @@ class _Session:
         conn = self._conn
         next_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM releases").fetchone()[0]
         positions = {r[0]: r[1] + 1 for r in conn.execute("SELECT slug, members FROM agencies")}
+        self._first_new = int(next_seq)
         return int(next_seq), positions
 
     def _take_text(self, decision: Decision) -> tuple[Draft | None, tuple[Topic, ...] | None]:
@@ -1260,17 +1262,15 @@ class _Session:
             assert best is not None
             text, topics_text = rows[best.key]
             draft = draft_from_json(text)
-            named = sorted(
-                ((self._topic_id(t), t) for t in topics_from_json(topics_text)),
-                key=lambda n: (n[1].kind, n[1].slug),
-            )
             releases.append(
                 (d.seq, d.id, best.agency_slug, draft.agency, draft.channel, draft.title,
                  _iso(draft.date_line), _iso(draft.published), join_body(draft.paragraphs),
                  bytes.fromhex(best.content_hash), now, now, 1, None,
                  best.exact, d.agency_pos, best.content, best.idx)
             )  # fmt: skip
-            for (topic_id, _), _topic in named:
+            # Topics as tagged, sorted by (kind, slug): their rows are created in that order.
+            for topic in topics_from_json(topics_text):
+                topic_id, _ = self._topic_id(topic)
                 memberships.append((topic_id, d.seq, self._next_pos(topic_id), now))
                 tally = self._topic_tally.setdefault(topic_id, [0, 0, 0])
                 tally[0] += 1
@@ -1282,9 +1282,6 @@ class _Session:
             releases,
         )
         # Full-text indexed at settle, all of this sync's new releases at once.
-        first = min(r[0] for r in releases)
-        if self._first_new is None or first < self._first_new:
-            self._first_new = first
         conn.execute(
             "DELETE FROM temp.drafts WHERE (content, idx) IN (SELECT content, idx FROM temp.fresh)"
         )
@@ -1434,11 +1431,12 @@ class _Session:
         conn = self._conn
         now = self.now
         if self._first_new is not None:
-            # One statement for every release this sync added (numbers are handed out
-            # upwards, so they are exactly those from the first new one): FTS5 flushes its
-            # pending terms at each statement's end, so a statement per batch wrote a
-            # small index segment per 100 releases and then merged them, again and again
-            # (a first sync of 100,000: 71 s against 62 s).
+            # One statement for every release this sync added: numbers are handed out
+            # upwards from ``numbers``, so they are exactly those from there (with none,
+            # a range seek that finds nothing). FTS5 flushes its pending terms at each
+            # statement's end, so a statement per batch wrote a small index segment per
+            # 100 releases and then merged them, again and again (a first sync of
+            # 100,000: 71 s against 62 s).
             conn.execute(
                 "INSERT INTO releases_fts (rowid, title, body)"
                 " SELECT seq, title, body FROM releases WHERE seq >= ?",
