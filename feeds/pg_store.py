@@ -298,8 +298,8 @@ _TOPIC_NEWEST = "ORDER BY t.updated DESC, t.revised DESC, t.seq DESC"
 _NEWEST = "ORDER BY updated DESC, revised DESC, seq DESC"
 #: Releases fetched per query when a sync walks its candidates.
 _BATCH = 500
-#: File names a sync remembers as seen before writing them down.
-_SEEN_BATCH = 64
+#: Columns of a sync's listing: a file by name, with the fingerprint seen.
+_LISTED = 'name TEXT COLLATE "C" PRIMARY KEY, size BIGINT, mtime_ns BIGINT, inode NUMERIC(20)'
 #: Most releases a ``q`` filter may match for the full-text index alone to answer it
 #: (their keys sorted here); a word in more is answered by walking the newest-first
 #: index, which meets the first ``limit`` matches sooner.
@@ -1200,7 +1200,6 @@ class _Session:
         self._conn = conn
         self.now = now
         self.version = version
-        self._seen: list[str] = []
         self._added = 0  # copies written by this sync
         # Topic bookkeeping of this sync: ids and names by key, next feed numbers, and
         # per topic the change in present members, the latest moment written and
@@ -1210,7 +1209,9 @@ class _Session:
         self._topic_tally: dict[int, list[int]] = {}
         self._retagged_agencies: set[str] = set()
         for table, columns in (
-            ("seen", 'name TEXT COLLATE "C" PRIMARY KEY'),
+            # The listing as this sync walked it, and the part of it to read.
+            ("listing", _LISTED),
+            ("unread", _LISTED),
             ("old_contents", "content BIGINT PRIMARY KEY"),
             ("affected", 'id TEXT COLLATE "C" PRIMARY KEY'),
             ("work", 'pos BIGINT PRIMARY KEY, id TEXT COLLATE "C" NOT NULL'),
@@ -1221,14 +1222,40 @@ class _Session:
                 f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"
             )
 
-    def files(self, names: Sequence[str]) -> dict[str, FileRow]:
-        rows = self._conn.execute(
-            "SELECT f.name, f.size, f.mtime_ns, f.inode, c.sha256 FROM files f"
-            " JOIN contents c ON c.id = f.content AND c.version = %s"
-            " WHERE f.name = ANY(%s)",
-            (self.version, list(names)),
-        )
-        return {r[0]: FileRow(r[0], Fingerprint(r[1], r[2], int(r[3])), r[4]) for r in rows}
+    def list_files(self, listed: Sequence[tuple[str, Fingerprint]]) -> None:
+        if listed:
+            self._conn.execute(
+                "INSERT INTO listing (name, size, mtime_ns, inode)"
+                " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::numeric[])"
+                " ON CONFLICT (name) DO NOTHING",
+                (
+                    [name for name, _ in listed],
+                    [fp.size for _, fp in listed],
+                    [fp.mtime_ns for _, fp in listed],
+                    [fp.inode for _, fp in listed],
+                ),
+            )
+
+    def mark_unread(self) -> int:
+        # One statement over the listing, a primary-key lookup per file, in the server.
+        return self._conn.execute(
+            "INSERT INTO unread (name, size, mtime_ns, inode)"
+            " SELECT l.name, l.size, l.mtime_ns, l.inode FROM listing l"
+            " LEFT JOIN files f ON f.name = l.name"
+            " LEFT JOIN contents c ON c.id = f.content AND c.version = %s"
+            " WHERE c.id IS NULL OR f.size != l.size OR f.mtime_ns != l.mtime_ns"
+            " OR f.inode != l.inode",
+            (self.version,),
+        ).rowcount
+
+    def unread(self, batch: int) -> Iterator[list[tuple[str, Fingerprint]]]:
+        after = ""
+        while rows := self._conn.execute(
+            "SELECT name, size, mtime_ns, inode FROM unread WHERE name > %s ORDER BY name LIMIT %s",
+            (after, batch),
+        ).fetchall():
+            after = rows[-1][0]
+            yield [(r[0], Fingerprint(r[1], r[2], int(r[3]))) for r in rows]
 
     def has_content(self, sha256: str) -> bool:
         found = self._conn.execute(
@@ -1267,20 +1294,6 @@ class _Session:
                     [(content, p.line, p.message, p.severity) for p in problems],
                 )
 
-    def keep_file(self, name: str) -> None:
-        # Written in batches: one round trip per file (its lookup) rather than two.
-        self._seen.append(name)
-        if len(self._seen) >= _SEEN_BATCH:
-            self._flush_seen()
-
-    def _flush_seen(self) -> None:
-        if self._seen:
-            self._conn.execute(
-                "INSERT INTO seen (name) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-                (self._seen,),
-            )
-            self._seen = []
-
     def put_file(self, row: FileRow) -> None:
         conn = self._conn
         fp = row.fingerprint
@@ -1301,18 +1314,16 @@ class _Session:
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, content = excluded.content",
             (row.name, fp.size, fp.mtime_ns, fp.inode, content),
         )
-        self.keep_file(row.name)
 
     def _drop_unseen(self) -> None:
         """Forget files that left the listing and contents no file holds any more."""
         conn = self._conn
-        self._flush_seen()
         conn.execute(
             "INSERT INTO old_contents (content)"
-            " SELECT content FROM files WHERE name NOT IN (SELECT name FROM seen)"
+            " SELECT content FROM files WHERE name NOT IN (SELECT name FROM listing)"
             " ON CONFLICT DO NOTHING"
         )
-        conn.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM seen)")
+        conn.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM listing)")
         conn.execute("DELETE FROM old_contents WHERE content IN (SELECT content FROM files)")
         conn.execute(
             "INSERT INTO affected (id) SELECT c.id FROM old_contents o"

@@ -115,27 +115,31 @@ def iter_seeds(seed_dir: Path) -> Iterator[SeedFile | Problem]:
         return
     with entries:
         for entry in entries:
-            if not is_seed_name(entry.name):
+            name = entry.name
+            if not name.endswith(".txt") or name.startswith("."):  # is_seed_name, inlined
                 continue
             try:
                 if entry.is_symlink():
                     target = Path(os.path.realpath(entry.path))
                     if not target.is_relative_to(root):
-                        yield Problem(
-                            entry.name, 0, "symlink leads outside the seed directory; refused"
-                        )
+                        yield Problem(name, 0, "symlink leads outside the seed directory; refused")
                         continue
                 st = os.stat(entry.path)  # follows a symlink inside the directory
             except FileNotFoundError:
-                yield Problem(entry.name, 0, "dangling symlink or file vanished; skipped")
+                yield Problem(name, 0, "dangling symlink or file vanished; skipped")
                 continue
             except OSError as exc:
-                yield Problem(entry.name, 0, f"cannot stat: {exc.strerror}")
+                yield Problem(name, 0, f"cannot stat: {exc.strerror}")
                 continue
             if not stat.S_ISREG(st.st_mode):
-                yield Problem(entry.name, 0, "not a regular file; ignored")
+                yield Problem(name, 0, "not a regular file; ignored")
                 continue
-            yield SeedFile(entry.name, entry.path, _fingerprint(st))
+            yield SeedFile(name, entry.path, _fingerprint(st))
+
+
+def seed_at(root: str, name: str, fingerprint: Fingerprint) -> SeedFile:
+    """The seed file ``name`` as listed under ``root`` (the resolved seed directory)."""
+    return SeedFile(name, os.path.join(root, name), fingerprint)
 
 
 def list_seeds(seed_dir: Path) -> tuple[list[SeedFile], list[Problem]]:

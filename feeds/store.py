@@ -225,28 +225,40 @@ class Reader(Protocol):
 class SyncSession(Protocol):
     """The write side of one sync, inside its transaction: files in, decisions applied.
 
-    Feed it every file of the listing (:meth:`keep_file` or :meth:`put_file`), then
+    Give it the listing (:meth:`list_files`), read the files it calls unread
+    (:meth:`mark_unread`, :meth:`unread`) and :meth:`put_file` each one read, then
     take the :meth:`candidates`, decide each (:mod:`feeds.decide`), :meth:`apply`
     the decisions and :meth:`settle`. Nothing is visible to readers before the
     transaction commits.
     """
 
-    def files(self, names: Sequence[str]) -> dict[str, FileRow]:
-        """Of these files, those last read successfully whose content is still stored.
+    def list_files(self, listed: Sequence[tuple[str, Fingerprint]]) -> None:
+        """Part of the listing: seed files present now, by name, with their fingerprints.
 
-        Asked a batch of names at a time: for a networked store, one round trip per
-        seed file would make a sync that changes one file grow with the listing.
+        Given a batch at a time (a networked store pays a round trip per batch, and
+        memory never holds the listing). A stored file not listed by the time
+        :meth:`candidates` is asked has left the directory and is forgotten; a listed
+        file that is not read again keeps its stored row.
         """
+        ...
+
+    def mark_unread(self) -> int:
+        """Find the listed files to read, once the whole listing is given; how many.
+
+        Those with no stored row, another fingerprint than their stored one, or content
+        parsed under another ``version``: every other file costs its stat and nothing
+        more, so a sync that changes one file does not grow with the listing.
+        """
+        ...
+
+    def unread(self, batch: int) -> Iterator[list[tuple[str, Fingerprint]]]:
+        """The files :meth:`mark_unread` found, by name, with their listed fingerprints."""
         ...
 
     def has_content(self, sha256: str) -> bool: ...
 
     def add_content(self, sha256: str, copies: Iterable[Copy], problems: list[Problem]) -> None:
         """Store what parsing one content gave: its releases (consumed lazily) and problems."""
-        ...
-
-    def keep_file(self, name: str) -> None:
-        """The file is still there and its stored row stays as it is."""
         ...
 
     def put_file(self, row: FileRow) -> None:

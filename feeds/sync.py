@@ -1,9 +1,11 @@
 """One sync: seed directory → store. The single entry point for the scheduler, CLI and tests.
 
-Streams the directory one file at a time into a store transaction: an
-unchanged file (same size, mtime and inode) is not opened, a touched or
-renamed one with known content (same hash) is not parsed again, and when the
-listing as a whole is unchanged nothing is opened at all. Then only the
+Walks the directory once inside a store transaction, handing the store each
+file's stat a batch at a time; the store answers which files to read. An
+unchanged file (same size, mtime and inode) costs its stat and is not opened,
+a touched or renamed one with known content (same hash) is not parsed again,
+and when the listing as a whole is unchanged nothing is opened at all. Then
+only the
 releases whose copies came or went are decided (:mod:`feeds.decide`), a batch
 at a time, so a sync costs in proportion to what changed and its memory is
 bounded by the largest file, not by the corpus. Which copy of a release wins
@@ -33,9 +35,9 @@ T = TypeVar("T")
 Clock = Callable[[], datetime]
 #: Releases decided per store round trip.
 DECIDE_BATCH = 100
-#: Listing entries whose stored rows are asked for in one question: enough that a
-#: networked store pays a round trip per 64 files, few enough that the batch weighs
-#: less than a small seed file (the sync's memory must not grow with the listing).
+#: Listing entries handed to the store (and files to read asked of it) at a time: enough
+#: that a networked store pays a round trip per 64 files, few enough that the batch
+#: weighs less than a small seed file (the sync's memory must not grow with the listing).
 FILE_BATCH = 64
 #: Called after each file with (files done, files in all, bytes read so far).
 Progress = Callable[[int, int, int], None]
@@ -190,7 +192,7 @@ def _sync(
     now = started.replace(microsecond=0)
     # Taken before anything is read: a change after this point makes the next digest
     # differ, so the next sync reads again.
-    listing, names = scan.listing_digest(seed_dir)
+    listing = scan.listing_digest(seed_dir)[0]
     # New parser or topic rules: the same listing must be read again.
     digest = f"{CONTENT_VERSION}:{listing}"
     if digest == store.listing_digest():
@@ -205,48 +207,51 @@ def _sync(
         log.info("%s", report.summary())
         return report
 
+    root = str(seed_dir.resolve())
     problems: list[Problem] = []
-    done = read = skipped = size = 0
-    complete = True
     with store.sync_session(now, CONTENT_VERSION) as session:
-        # In directory order, a batch of listing entries at a time (their stored rows in
-        # one question), and one file's text and releases at a time: memory never holds
-        # the listing or the corpus.
+        # The listing goes to the store a batch at a time (memory never holds it), and the
+        # store answers which files to read: an unchanged file costs its stat, no question.
+        listed = 0
         for chunk in _chunks(scan.iter_seeds(seed_dir), FILE_BATCH):
-            seeds = [found for found in chunk if not isinstance(found, Problem)]
+            seeds = [
+                (found.name, found.fingerprint)
+                for found in chunk
+                if isinstance(found, scan.SeedFile)
+            ]
             problems += [found for found in chunk if isinstance(found, Problem)]
-            rows = session.files([seed.name for seed in seeds])
-            for seed in seeds:
-                progress(done, max(names, done), size)
+            session.list_files(seeds)
+            listed += len(seeds)
+        skipped = listed - session.mark_unread()
+        done, read, size = skipped, 0, 0
+        complete = True
+        # One file's text and releases at a time: memory is bounded by the largest file.
+        for unread in session.unread(FILE_BATCH):
+            for name, fingerprint in unread:
+                progress(done, listed, size)
                 done += 1
-                row = rows.get(seed.name)
-                if row is not None and row.fingerprint == seed.fingerprint:
-                    session.keep_file(seed.name)
-                    skipped += 1
-                    continue
-                content, read_problems = scan.read_seed(seed, max_file_bytes)
+                content, read_problems = scan.read_seed(
+                    scan.seed_at(root, name, fingerprint), max_file_bytes
+                )
                 if content is None:
+                    # Read it again next time; until then its stored row (if any) stays, so
+                    # a file caught mid-write loses nothing.
                     problems += read_problems
-                    complete = False  # read it again next time
-                    if row is not None:
-                        # Keep what this file held last time: a file caught mid-write
-                        # loses nothing.
-                        session.keep_file(seed.name)
+                    complete = False
                     continue
                 read += 1
                 size += content.fingerprint.size
                 sha256, fingerprint = content.sha256, content.fingerprint
                 if not session.has_content(sha256):
-                    text, decode_problems = scan.decode(content.data, seed.name)
+                    text, decode_problems = scan.decode(content.data, name)
                     content = None  # drop the bytes now: the text replaces them
-                    drafts, parse_problems = parse.parse(text, seed.name)
+                    drafts, parse_problems = parse.parse(text, name)
                     del text  # the drafts share the paragraphs; the whole text can go
                     session.add_content(
                         sha256, map(to_copy, drafts), decode_problems + parse_problems
                     )
                     del drafts
-                session.put_file(FileRow(seed.name, fingerprint, sha256))
-            del chunk, seeds, rows  # the next batch replaces this one; deciding needs neither
+                session.put_file(FileRow(name, fingerprint, sha256))
         problems.sort(key=lambda problem: (problem.path, problem.line))
         progress(done, done, size)
         # Only the releases whose copies came or went are decided, a batch at a time.
@@ -263,7 +268,7 @@ def _sync(
             started=started,
             finished=clock(),
             ok=True,
-            files_seen=done,
+            files_seen=listed,
             files_read=read,
             files_skipped=skipped,
             new=tuple(tally.ids["new"]),

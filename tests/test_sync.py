@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from feeds import parse, pg_store, scan, sqlite_store
+from feeds import sync as sync_module
 from feeds.model import SyncReport
 from feeds.sqlite_store import SCHEMA_VERSION
 from feeds.sqlite_store import SQLiteStore as Store
@@ -251,6 +252,28 @@ def test_vanished_file_between_listing_and_reading(
     report = sync(store, seed_dir)
     assert present_titles(store) == {"Stays"}
     assert any(p.path == "b.txt" and "vanished" in p.message for p in report.problems)
+
+
+def test_a_file_unreadable_after_a_parser_upgrade_keeps_its_releases(
+    store: Store, seed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New parser or topic rules make every file unread; one that cannot be read then
+    (here: grown over the size limit) still serves what it held, like any file a writer
+    is busy with, instead of its releases leaving every feed until it can be read."""
+    (seed_dir / "a.txt").write_text(release_text("Kept"), encoding="utf-8")
+    (seed_dir / "b.txt").write_text(release_text("Other"), encoding="utf-8")
+    sync(store, seed_dir)
+    (seed_dir / "a.txt").write_text(release_text("Kept", body="x" * 5000), encoding="utf-8")
+    monkeypatch.setattr(sync_module, "CONTENT_VERSION", sync_module.CONTENT_VERSION + "-next")
+    report = sync(store, seed_dir, max_file_bytes=1000)
+    assert report.ok and report.gone == () and report.files_read == 1
+    assert [p.path for p in report.problems] == ["a.txt"]
+    assert "FEEDS_MAX_FILE_BYTES" in report.problems[0].message
+    assert present_titles(store) == {"Kept", "Other"}
+    # Once it can be read, it is read under the new rules.
+    again = sync(store, seed_dir)
+    assert again.files_read == 1 and again.problems == ()
+    assert len(again.changed) == 1 and present_titles(store) == {"Kept", "Other"}
 
 
 def test_oversized_file_is_skipped_with_a_problem(store: Store, seed_dir: Path) -> None:
