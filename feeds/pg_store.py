@@ -769,9 +769,6 @@ class PgStore:
         row = self._one("SELECT value FROM meta WHERE key = 'listing'")
         return str(row[0]) if row and row[0] else None
 
-    def file_count(self) -> int:
-        return int(self._one("SELECT COUNT(*) FROM files")[0])
-
     def record_unchanged(self, report: SyncReport) -> None:
         with self._write() as conn:
             _log_sync(conn, report)
@@ -1315,15 +1312,25 @@ class _Session:
             (row.name, fp.size, fp.mtime_ns, fp.inode, content),
         )
 
-    def _drop_unseen(self) -> None:
-        """Forget files that left the listing and contents no file holds any more."""
-        conn = self._conn
-        conn.execute(
-            "INSERT INTO old_contents (content)"
-            " SELECT content FROM files WHERE name NOT IN (SELECT name FROM listing)"
-            " ON CONFLICT DO NOTHING"
+    def stored_names(self, after: str, limit: int) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT name FROM files WHERE name > %s ORDER BY name LIMIT %s", (after, limit)
         )
-        conn.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM listing)")
+        return [r[0] for r in rows]
+
+    def forget_unlisted(self, names: Sequence[str] | None) -> None:
+        which, params = ("TRUE", ()) if names is None else ("name = ANY(%s)", (list(names),))
+        gone = f"{which} AND name NOT IN (SELECT name FROM listing)"
+        self._conn.execute(
+            f"INSERT INTO old_contents (content) SELECT content FROM files WHERE {gone}"
+            " ON CONFLICT DO NOTHING",
+            params,
+        )
+        self._conn.execute(f"DELETE FROM files WHERE {gone}", params)
+
+    def _drop_contents(self) -> None:
+        """Contents no file holds any more go, and their copies' releases are candidates."""
+        conn = self._conn
         conn.execute("DELETE FROM old_contents WHERE content IN (SELECT content FROM files)")
         conn.execute(
             "INSERT INTO affected (id) SELECT c.id FROM old_contents o"
@@ -1333,7 +1340,7 @@ class _Session:
 
     def candidates(self, batch: int) -> Iterator[list[Candidate]]:
         conn = self._conn
-        self._drop_unseen()
+        self._drop_contents()
         if self._added >= _ANALYZE_AFTER:
             # Statistics for the rows this transaction wrote, before asking for them by
             # release ID: without them the planner takes ``id = ANY(<100 IDs>)`` for half

@@ -1,9 +1,9 @@
 """Find the seed files in the seed directory and read each one into text.
 
 Owns everything about files: which names count, symlink rules, fingerprints
-for incremental syncs, the size cap, and decoding bytes (BOM, UTF-16, invalid
-UTF-8) into text. Every problem names the file; nothing here raises for bad
-input.
+and the listing's bucket sums for incremental syncs, the size cap, and
+decoding bytes (BOM, UTF-16, invalid UTF-8) into text. Every problem names
+the file; nothing here raises for bad input.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import stat
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,62 +51,121 @@ def is_seed_name(name: str) -> bool:
     return name.endswith(".txt") and not name.startswith(".")
 
 
-#: Listing parts (names, numbers) hashed at a time: few hash calls, and memory bounded
-#: however big the directory is.
-_DIGEST_BATCH = 320
+#: Buckets the listing is summed in, by a hash of each name: a sync that finds one
+#: bucket changed walks the files of that bucket only. A power of two.
+BUCKETS = 256
+_MASK64 = (1 << 64) - 1
 
 
-def _digest_parts(digest: hashlib._Hash, parts: list[object]) -> None:
-    # repr() of a list of str and int is exact and stable, and runs in C. Each str is
-    # quoted, so names cannot run into the numbers after them.
-    digest.update(repr(parts).encode("utf-8", "surrogateescape"))
-    parts.clear()
+def bucket_of(name: str) -> int:
+    """The listing bucket of a seed file name (stable across processes and versions)."""
+    return zlib.crc32(name.encode("utf-8", "surrogateescape")) & (BUCKETS - 1)
 
 
-def listing_digest(seed_dir: Path) -> tuple[str, int]:
-    """A digest of everything :func:`iter_seeds` depends on, and how many names it will see.
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one walk of the seed directory saw: a sum per bucket, the count, the problems.
 
-    Names, the stat of each ``*.txt`` entry (through symlinks) and where symlinks lead:
-    equal digests mean an identical listing, so a sync can stop before walking it again.
-    This is the whole cost of an unchanged sync, so it stays close to a bare scandir: the
-    parts are hashed in the order the directory gives them, not sorted, since an
-    unchanged directory lists in the same order (a reordered one only costs a sync that
-    opens nothing, as every file's fingerprint still matches).
+    Each seed file adds a 64-bit hash of its name and fingerprint (size, mtime, inode,
+    through symlinks) to its bucket, so a bucket's sum changes when a file of it is
+    added, removed, renamed or touched, whatever order the directory lists in.
     """
-    digest = hashlib.sha256(f"{seed_dir.resolve()}\n".encode(errors="surrogateescape"))
-    count = 0
-    # A flat list, names and numbers in turn: no tuple per entry to allocate.
-    parts: list[object] = []
+
+    root: str
+    """The resolved seed directory: another directory is another listing."""
+    sums: tuple[int, ...]
+    count: int
+    """Seed files seen (regular files, directly or through a symlink inside)."""
+    problems: tuple[Problem, ...]
+    """What the listing itself found wrong (symlinks, non-files), in directory order."""
+
+    def digest(self) -> str:
+        """The listing as one string: equal strings mean identical listings."""
+        root = hashlib.sha256(self.root.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        return f"{root}:" + "".join(f"{value:016x}" for value in self.sums)
+
+    def changed_buckets(self, previous: str | None) -> frozenset[int] | None:
+        """The buckets whose files differ from a listing kept as ``previous``.
+
+        None when ``previous`` cannot be compared bucket by bucket (none kept, another
+        directory or another form): then every file counts as changed.
+        """
+        if previous is None:
+            return None
+        root, _, sums = previous.partition(":")
+        mine = self.digest()
+        if root != mine.partition(":")[0] or len(sums) != 16 * BUCKETS:
+            return None
+        try:
+            before = [int(sums[at : at + 16], 16) for at in range(0, len(sums), 16)]
+        except ValueError:
+            return None
+        return frozenset(b for b, value in enumerate(self.sums) if value != before[b])
+
+
+def _examine(entry: os.DirEntry[str], root: Path) -> os.stat_result | Problem:
+    """The stat of a seed file entry (through a symlink inside ``root``), or why it is none."""
+    name = entry.name
     try:
-        with os.scandir(seed_dir) as entries:
-            for entry in entries:
-                name = entry.name
-                if not name.endswith(".txt") or name.startswith("."):
-                    continue
-                count += 1
-                parts.append(name)
-                if entry.is_symlink():
-                    parts.append(os.path.realpath(entry.path))
-                try:
-                    st = entry.stat()
-                except OSError as exc:
-                    parts.append(f"!{exc.errno}")
-                    continue
-                parts += st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode
-                if len(parts) >= _DIGEST_BATCH:
-                    _digest_parts(digest, parts)
+        if entry.is_symlink():
+            target = Path(os.path.realpath(entry.path))
+            if not target.is_relative_to(root):
+                return Problem(name, 0, "symlink leads outside the seed directory; refused")
+        st = os.stat(entry.path)  # follows a symlink inside the directory
+    except FileNotFoundError:
+        return Problem(name, 0, "dangling symlink or file vanished; skipped")
     except OSError as exc:
-        parts.append(f"!{exc.errno}")
-    _digest_parts(digest, parts)
-    return digest.hexdigest(), count
+        return Problem(name, 0, f"cannot stat: {exc.strerror}")
+    if not stat.S_ISREG(st.st_mode):
+        return Problem(name, 0, "not a regular file; ignored")
+    return st
 
 
-def iter_seeds(seed_dir: Path) -> Iterator[SeedFile | Problem]:
+def take_listing(seed_dir: Path) -> Listing:
+    """One walk of the directory: everything :func:`iter_seeds` would find, summed.
+
+    This is the whole cost of an unchanged sync, so it stays close to a bare scandir:
+    a stat per entry, two checksums of its name and one tuple hash, nothing held per
+    file.
+    """
+    sums = [0] * BUCKETS
+    count = 0
+    problems: list[Problem] = []
+    try:
+        root = seed_dir.resolve(strict=True)
+        entries = os.scandir(root)
+    except OSError as exc:
+        problem = Problem(str(seed_dir), 0, f"cannot list seed directory: {exc.strerror}")
+        return Listing(str(seed_dir), tuple(sums), 0, (problem,))
+    crc32, adler32, mask = zlib.crc32, zlib.adler32, BUCKETS - 1
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(".txt") or name.startswith("."):  # is_seed_name, inlined
+                continue
+            found = _examine(entry, root)
+            if isinstance(found, Problem):
+                problems.append(found)
+                continue
+            count += 1
+            raw = name.encode("utf-8", "surrogateescape")
+            check = crc32(raw)
+            # A tuple of ints hashes the same in every process (str hashes do not), and
+            # two checksums of the name make two names alike only by a 2**-64 chance.
+            mixed = hash((check, adler32(raw), found.st_size, found.st_mtime_ns, found.st_ino))
+            sums[check & mask] = (sums[check & mask] + mixed) & _MASK64
+    return Listing(str(root), tuple(sums), count, tuple(problems))
+
+
+def iter_seeds(
+    seed_dir: Path, buckets: frozenset[int] | None = None
+) -> Iterator[SeedFile | Problem]:
     """The seed files directly inside ``seed_dir``, and listing problems, one at a time.
 
     In directory order, never held all at once: a sync of 10,000 files keeps one
     entry in memory, not the listing. A symlink counts only when it leads to a regular
-    file inside the directory.
+    file inside the directory. With ``buckets``, only names in those buckets (see
+    :func:`bucket_of`) are looked at: the others cost no stat.
     """
     try:
         root = seed_dir.resolve(strict=True)
@@ -118,23 +178,13 @@ def iter_seeds(seed_dir: Path) -> Iterator[SeedFile | Problem]:
             name = entry.name
             if not name.endswith(".txt") or name.startswith("."):  # is_seed_name, inlined
                 continue
-            try:
-                if entry.is_symlink():
-                    target = Path(os.path.realpath(entry.path))
-                    if not target.is_relative_to(root):
-                        yield Problem(name, 0, "symlink leads outside the seed directory; refused")
-                        continue
-                st = os.stat(entry.path)  # follows a symlink inside the directory
-            except FileNotFoundError:
-                yield Problem(name, 0, "dangling symlink or file vanished; skipped")
+            if buckets is not None and bucket_of(name) not in buckets:
                 continue
-            except OSError as exc:
-                yield Problem(name, 0, f"cannot stat: {exc.strerror}")
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                yield Problem(name, 0, "not a regular file; ignored")
-                continue
-            yield SeedFile(name, entry.path, _fingerprint(st))
+            found = _examine(entry, root)
+            if isinstance(found, Problem):
+                yield found
+            else:
+                yield SeedFile(name, entry.path, _fingerprint(found))
 
 
 def seed_at(root: str, name: str, fingerprint: Fingerprint) -> SeedFile:

@@ -652,9 +652,6 @@ class SQLiteStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'listing'").fetchone()
         return str(row[0]) if row and row[0] else None
 
-    def file_count(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM files").fetchone()[0])
-
     def record_unchanged(self, report: SyncReport) -> None:
         with self._write() as conn:
             _log_sync(conn, report)
@@ -1137,14 +1134,32 @@ class _Session:
             (row.name, fp.size, fp.mtime_ns, fp.inode, content),
         )
 
-    def _drop_unseen(self) -> None:
-        """Forget files that left the listing and contents no file holds any more."""
-        conn = self._conn
-        conn.execute(
-            "INSERT OR IGNORE INTO old_contents (content)"
-            " SELECT content FROM files WHERE name NOT IN (SELECT name FROM listing)"
+    def stored_names(self, after: str, limit: int) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT name FROM files WHERE name > ? ORDER BY name LIMIT ?", (after, limit)
         )
-        conn.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM listing)")
+        return [r[0] for r in rows]
+
+    def forget_unlisted(self, names: Sequence[str] | None) -> None:
+        if names is None:
+            self._forget("1", ())
+            return
+        for at in range(0, len(names), _BATCH_VARIABLES):
+            part = names[at : at + _BATCH_VARIABLES]
+            self._forget(f"name IN ({_marks(len(part))})", part)
+
+    def _forget(self, which: str, params: Sequence[str]) -> None:
+        """Forget the stored files ``which`` selects that the listing did not name."""
+        gone = f"{which} AND name NOT IN (SELECT name FROM listing)"
+        self._conn.execute(
+            f"INSERT OR IGNORE INTO old_contents (content) SELECT content FROM files WHERE {gone}",
+            params,
+        )
+        self._conn.execute(f"DELETE FROM files WHERE {gone}", params)
+
+    def _drop_contents(self) -> None:
+        """Contents no file holds any more go, and their copies' releases are candidates."""
+        conn = self._conn
         conn.execute("DELETE FROM old_contents WHERE content IN (SELECT content FROM files)")
         # By key from the (few) dropped contents: as a join, with no statistics on the temp
         # table, SQLite walked every copy in the store instead (0.17 s at 1,000,000).
@@ -1156,7 +1171,7 @@ class _Session:
 
     def candidates(self, batch: int) -> Iterator[list[Candidate]]:
         conn = self._conn
-        self._drop_unseen()
+        self._drop_contents()
         # The order new releases are numbered in: first file name holding them, then place.
         conn.execute("CREATE TEMP TABLE work (pos INTEGER PRIMARY KEY, id TEXT NOT NULL)")
         conn.execute(

@@ -226,19 +226,18 @@ class SyncSession(Protocol):
     """The write side of one sync, inside its transaction: files in, decisions applied.
 
     Give it the listing (:meth:`list_files`), read the files it calls unread
-    (:meth:`mark_unread`, :meth:`unread`) and :meth:`put_file` each one read, then
-    take the :meth:`candidates`, decide each (:mod:`feeds.decide`), :meth:`apply`
-    the decisions and :meth:`settle`. Nothing is visible to readers before the
-    transaction commits.
+    (:meth:`mark_unread`, :meth:`unread`) and :meth:`put_file` each one read,
+    :meth:`forget_unlisted` the files that left, then take the :meth:`candidates`,
+    decide each (:mod:`feeds.decide`), :meth:`apply` the decisions and
+    :meth:`settle`. Nothing is visible to readers before the transaction commits.
     """
 
     def list_files(self, listed: Sequence[tuple[str, Fingerprint]]) -> None:
         """Part of the listing: seed files present now, by name, with their fingerprints.
 
         Given a batch at a time (a networked store pays a round trip per batch, and
-        memory never holds the listing). A stored file not listed by the time
-        :meth:`candidates` is asked has left the directory and is forgotten; a listed
-        file that is not read again keeps its stored row.
+        memory never holds the listing). A listed file that is not read again keeps its
+        stored row.
         """
         ...
 
@@ -253,6 +252,19 @@ class SyncSession(Protocol):
 
     def unread(self, batch: int) -> Iterator[list[tuple[str, Fingerprint]]]:
         """The files :meth:`mark_unread` found, by name, with their listed fingerprints."""
+        ...
+
+    def stored_names(self, after: str, limit: int) -> list[str]:
+        """Names of stored files after ``after`` in name order, at most ``limit``."""
+        ...
+
+    def forget_unlisted(self, names: Sequence[str] | None) -> None:
+        """Forget the stored files among ``names`` (None: all) that the listing left out.
+
+        A sync that walked part of the directory names the stored files of that part
+        (:meth:`stored_names`, a page at a time). Contents no file holds any more go
+        too, and their releases become candidates.
+        """
         ...
 
     def has_content(self, sha256: str) -> bool: ...
@@ -322,8 +334,6 @@ class Store(Protocol):
     def listing_digest(self) -> str | None:
         """The digest of the seed directory listing after the last complete sync."""
         ...
-
-    def file_count(self) -> int: ...
 
     def problems(self) -> list[Problem]:
         """Problems of the last sync: the listing's, then each file's by name and line."""

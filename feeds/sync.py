@@ -1,16 +1,17 @@
 """One sync: seed directory → store. The single entry point for the scheduler, CLI and tests.
 
-Walks the directory once inside a store transaction, handing the store each
-file's stat a batch at a time; the store answers which files to read. An
-unchanged file (same size, mtime and inode) costs its stat and is not opened,
-a touched or renamed one with known content (same hash) is not parsed again,
-and when the listing as a whole is unchanged nothing is opened at all. Then
-only the
-releases whose copies came or went are decided (:mod:`feeds.decide`), a batch
-at a time, so a sync costs in proportion to what changed and its memory is
-bounded by the largest file, not by the corpus. Which copy of a release wins
-when several files hold it is decided by content alone, never by file name or
-order.
+One walk of the directory stats every seed file and sums the listing in
+buckets of names (:func:`feeds.scan.take_listing`): when it equals the
+listing of the last complete sync nothing is opened at all. Otherwise only
+the buckets that changed are walked again, inside one store transaction,
+handing the store each file's stat a batch at a time; the store answers
+which files to read. An unchanged file (same size, mtime and inode) is not
+opened, a touched or renamed one with known content (same hash) is not
+parsed again. Then only the releases whose copies came or went are decided
+(:mod:`feeds.decide`), a batch at a time, so a sync costs in proportion to
+what changed and its memory is bounded by the largest file, not by the
+corpus. Which copy of a release wins when several files hold it is decided
+by content alone, never by file name or order.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import TypeVar
 
 from feeds import decide, ids, parse, scan, topics
 from feeds.errors import FeedsError, SeedDirError, StoreError, SyncBusyError
-from feeds.model import SAMPLE_IDS, Draft, Problem, SyncReport
-from feeds.store import Copy, FileRow, Store, to_epoch
+from feeds.model import SAMPLE_IDS, Draft, SyncReport
+from feeds.store import Copy, FileRow, Store, SyncSession, to_epoch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,6 +40,8 @@ DECIDE_BATCH = 100
 #: that a networked store pays a round trip per 64 files, few enough that the batch
 #: weighs less than a small seed file (the sync's memory must not grow with the listing).
 FILE_BATCH = 64
+#: Stored file names asked for at a time, when a sync looks for files that left.
+NAME_PAGE = 1000
 #: Called after each file with (files done, files in all, bytes read so far).
 Progress = Callable[[int, int, int], None]
 
@@ -180,6 +183,22 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def _forget_left(session: SyncSession, buckets: frozenset[int] | None) -> None:
+    """Forget the stored files that left the part of the listing walked (None: all of it).
+
+    The stored names come a page at a time and their buckets are worked out here: a
+    file costs its name, never a release.
+    """
+    if buckets is None:
+        session.forget_unlisted(None)
+        return
+    after = ""
+    while names := session.stored_names(after, NAME_PAGE):
+        after = names[-1]
+        if walked := [name for name in names if scan.bucket_of(name) in buckets]:
+            session.forget_unlisted(walked)
+
+
 def _sync(
     store: Store,
     seed_dir: Path,
@@ -190,39 +209,45 @@ def _sync(
 ) -> SyncReport:
     # Stored times have whole seconds; decide with the same precision.
     now = started.replace(microsecond=0)
-    # Taken before anything is read: a change after this point makes the next digest
+    # Taken before anything is read: a change after this point makes the next listing
     # differ, so the next sync reads again.
-    listing = scan.listing_digest(seed_dir)[0]
+    listing = scan.take_listing(seed_dir)
     # New parser or topic rules: the same listing must be read again.
-    digest = f"{CONTENT_VERSION}:{listing}"
-    if digest == store.listing_digest():
+    digest = f"{CONTENT_VERSION}:{listing.digest()}"
+    stored = store.listing_digest()
+    problems = list(listing.problems)
+    if digest == stored:
         # Nothing was added, removed or touched since the last complete sync: open nothing.
-        seen = store.file_count()
-        progress(seen, seen, 0)
+        progress(listing.count, listing.count, 0)
         report = SyncReport(
-            started, clock(), ok=True, files_seen=seen, files_skipped=seen,
+            started, clock(), ok=True, files_seen=listing.count, files_skipped=listing.count,
             problems=tuple(store.problems()),
         )  # fmt: skip
         store.record_unchanged(report)
         log.info("%s", report.summary())
         return report
 
-    root = str(seed_dir.resolve())
-    problems: list[Problem] = []
+    # Only the buckets whose sums changed are walked again (all of them after an upgrade
+    # of the parser or topic rules, or the first time): an unchanged file elsewhere costs
+    # the one stat above and nothing more.
+    version = f"{CONTENT_VERSION}:"
+    previous = stored[len(version) :] if stored and stored.startswith(version) else None
+    buckets = listing.changed_buckets(previous)
+    root = listing.root
     with store.sync_session(now, CONTENT_VERSION) as session:
-        # The listing goes to the store a batch at a time (memory never holds it), and the
-        # store answers which files to read: an unchanged file costs its stat, no question.
-        listed = 0
-        for chunk in _chunks(scan.iter_seeds(seed_dir), FILE_BATCH):
-            seeds = [
-                (found.name, found.fingerprint)
-                for found in chunk
-                if isinstance(found, scan.SeedFile)
-            ]
-            problems += [found for found in chunk if isinstance(found, Problem)]
-            session.list_files(seeds)
-            listed += len(seeds)
-        skipped = listed - session.mark_unread()
+        # The listing of those buckets goes to the store a batch at a time (memory never
+        # holds it), and the store answers which files to read. Listing problems were
+        # all found by the walk above.
+        for chunk in _chunks(scan.iter_seeds(seed_dir, buckets), FILE_BATCH):
+            session.list_files(
+                [
+                    (found.name, found.fingerprint)
+                    for found in chunk
+                    if isinstance(found, scan.SeedFile)
+                ]
+            )
+        listed = listing.count
+        skipped = max(0, listed - session.mark_unread())  # more only if files came since
         done, read, size = skipped, 0, 0
         complete = True
         # One file's text and releases at a time: memory is bounded by the largest file.
@@ -252,6 +277,7 @@ def _sync(
                     )
                     del drafts
                 session.put_file(FileRow(name, fingerprint, sha256))
+        _forget_left(session, buckets)
         problems.sort(key=lambda problem: (problem.path, problem.line))
         progress(done, done, size)
         # Only the releases whose copies came or went are decided, a batch at a time.

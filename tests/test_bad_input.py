@@ -226,11 +226,11 @@ def change_after_listing(
             watchdog.start()
             WATCHDOGS.append(watchdog)
 
-    def list_then_change(directory: Path) -> Iterator[Any]:
+    def list_then_change(directory: Path, *args: Any) -> Iterator[Any]:
         if target.exists() or target.is_symlink():
             target.unlink()
         target.write_bytes(original)
-        for found in real_iter_seeds(directory):
+        for found in real_iter_seeds(directory, *args):
             change(found)
             yield found
 

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,6 +102,57 @@ def test_renamed_file_is_not_parsed_again_and_changes_nothing(
     assert calls == []
     assert report.new == report.changed == report.gone == ()
     assert all_releases(store) == before[1]
+
+
+def test_a_sync_after_adding_a_file_walks_only_its_bucket_and_keeps_every_problem(
+    store: Store, seed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding one file walks again (stats, lists, asks the store about) only the files whose
+    names share its listing bucket: with many seed files, the others cost the one stat
+    that tells the sync something changed. Problems anywhere in the listing stay reported,
+    and files in other buckets keep their releases."""
+    names = [f"part-{n:03d}.txt" for n in range(120)]
+    for name in names:
+        (seed_dir / name).write_text(release_text(f"Release {name}"), encoding="utf-8")
+    (seed_dir / "dangling.txt").symlink_to(seed_dir / "missing")
+    first = sync(store, seed_dir)
+    assert first.count("new") == 120 and [p.path for p in first.problems] == ["dangling.txt"]
+    walked: list[str] = []
+    real_iter = scan.iter_seeds
+
+    def recording(seed_dir: Path, *args: Any) -> Iterator[object]:
+        for found in real_iter(seed_dir, *args):
+            if isinstance(found, scan.SeedFile):
+                walked.append(found.name)
+            yield found
+
+    monkeypatch.setattr(scan, "iter_seeds", recording)
+    (seed_dir / "new.txt").write_text(release_text("New"), encoding="utf-8")
+    report = sync(store, seed_dir)
+    assert (report.count("new"), report.files_seen, report.files_read) == (1, 121, 1)
+    bucket = scan.bucket_of("new.txt")
+    assert sorted(walked) == sorted(n for n in [*names, "new.txt"] if scan.bucket_of(n) == bucket)
+    assert len(walked) < 10  # of 121 files
+    assert [p.path for p in report.problems] == ["dangling.txt"]
+    assert present_titles(store) == {f"Release {name}" for name in names} | {"New"}
+
+
+def test_listing_buckets_compare_only_with_a_listing_of_the_same_directory(
+    seed_dir: Path, tmp_path: Path
+) -> None:
+    (seed_dir / "a.txt").write_text(release_text("A"), encoding="utf-8")
+    before = scan.take_listing(seed_dir)
+    assert before.changed_buckets(before.digest()) == frozenset()
+    (seed_dir / "a.txt").write_text(release_text("A", body="Longer body text."), "utf-8")
+    after = scan.take_listing(seed_dir)
+    assert after.changed_buckets(before.digest()) == {scan.bucket_of("a.txt")}
+    # Nothing kept, a digest of the form before buckets, or another directory: walk it all.
+    assert after.changed_buckets(None) is None
+    assert after.changed_buckets("ab" * 32) is None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.txt").write_text(release_text("A"), encoding="utf-8")
+    assert scan.take_listing(elsewhere).changed_buckets(before.digest()) is None
 
 
 def test_new_changed_gone_and_returned(store: Store, seed_dir: Path, clock: Clock) -> None:
@@ -242,8 +294,8 @@ def test_vanished_file_between_listing_and_reading(
     (seed_dir / "b.txt").write_text(release_text("Vanishes"), encoding="utf-8")
     real_iter = scan.iter_seeds
 
-    def list_then_delete(seed_dir: Path) -> Iterator[object]:
-        for found in real_iter(seed_dir):
+    def list_then_delete(seed_dir: Path, *args: Any) -> Iterator[object]:
+        for found in real_iter(seed_dir, *args):
             if isinstance(found, scan.SeedFile) and found.name == "b.txt":
                 (seed_dir / "b.txt").unlink()  # listed (and stat'ed), then gone
             yield found
