@@ -143,7 +143,14 @@ def take_listing(seed_dir: Path) -> Listing:
             name = entry.name
             if not name.endswith(".txt") or name.startswith("."):  # is_seed_name, inlined
                 continue
-            found = _examine(entry, root)
+            found: os.stat_result | Problem
+            try:
+                # The common case inline: a plain file (DirEntry.stat is one syscall).
+                found = _examine(entry, root) if entry.is_symlink() else entry.stat()
+            except OSError:
+                found = _examine(entry, root)  # vanished or unreadable: it says which
+            if not isinstance(found, Problem) and not stat.S_ISREG(found.st_mode):
+                found = _examine(entry, root)  # not a regular file: it says so
             if isinstance(found, Problem):
                 problems.append(found)
                 continue

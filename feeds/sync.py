@@ -183,6 +183,19 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def _hand_listing(session: SyncSession, seed_dir: Path, buckets: frozenset[int] | None) -> None:
+    """The listing of ``buckets`` (None: all) to the store, a batch at a time.
+
+    Memory never holds the listing, and the store answers which files to read.
+    Listing problems were all found by the walk that summed the buckets.
+    """
+    for chunk in _chunks(scan.iter_seeds(seed_dir, buckets), FILE_BATCH):
+        seeds = [
+            (found.name, found.fingerprint) for found in chunk if isinstance(found, scan.SeedFile)
+        ]
+        session.list_files(seeds)
+
+
 def _forget_left(session: SyncSession, buckets: frozenset[int] | None) -> None:
     """Forget the stored files that left the part of the listing walked (None: all of it).
 
@@ -233,20 +246,10 @@ def _sync(
     version = f"{CONTENT_VERSION}:"
     previous = stored[len(version) :] if stored and stored.startswith(version) else None
     buckets = listing.changed_buckets(previous)
-    root = listing.root
+    root, listed = listing.root, listing.count
+    del listing  # its bucket sums are in the digest; deciding needs none of it
     with store.sync_session(now, CONTENT_VERSION) as session:
-        # The listing of those buckets goes to the store a batch at a time (memory never
-        # holds it), and the store answers which files to read. Listing problems were
-        # all found by the walk above.
-        for chunk in _chunks(scan.iter_seeds(seed_dir, buckets), FILE_BATCH):
-            session.list_files(
-                [
-                    (found.name, found.fingerprint)
-                    for found in chunk
-                    if isinstance(found, scan.SeedFile)
-                ]
-            )
-        listed = listing.count
+        _hand_listing(session, seed_dir, buckets)
         skipped = max(0, listed - session.mark_unread())  # more only if files came since
         done, read, size = skipped, 0, 0
         complete = True
@@ -277,6 +280,7 @@ def _sync(
                     )
                     del drafts
                 session.put_file(FileRow(name, fingerprint, sha256))
+        unread = []  # the last batch: deciding needs none of it
         _forget_left(session, buckets)
         problems.sort(key=lambda problem: (problem.path, problem.line))
         progress(done, done, size)
