@@ -79,10 +79,12 @@ class Listing:
     problems: tuple[Problem, ...]
     """What the listing itself found wrong (symlinks, non-files), in directory order."""
 
+    def _root_key(self) -> str:
+        return hashlib.sha256(self.root.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
     def digest(self) -> str:
         """The listing as one string: equal strings mean identical listings."""
-        root = hashlib.sha256(self.root.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-        return f"{root}:" + "".join(f"{value:016x}" for value in self.sums)
+        return f"{self._root_key()}:" + "".join(f"{value:016x}" for value in self.sums)
 
     def changed_buckets(self, previous: str | None) -> frozenset[int] | None:
         """The buckets whose files differ from a listing kept as ``previous``.
@@ -93,8 +95,7 @@ class Listing:
         if previous is None:
             return None
         root, _, sums = previous.partition(":")
-        mine = self.digest()
-        if root != mine.partition(":")[0] or len(sums) != 16 * BUCKETS:
+        if root != self._root_key() or len(sums) != 16 * BUCKETS:
             return None
         try:
             before = [int(sums[at : at + 16], 16) for at in range(0, len(sums), 16)]
